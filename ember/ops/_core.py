@@ -1,0 +1,61 @@
+"""Helpers every op uses: operand conversion and reducing broadcast gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.tensor import Tensor
+
+
+def as_tensor(value, like: Tensor | None = None) -> Tensor:
+    """Wrap a non-tensor operand; a float ``like`` tensor imposes its dtype, so that a float64
+    NumPy scalar or array never up-casts a float32 computation."""
+    if isinstance(value, Tensor):
+        return value
+    array = np.asarray(value)
+    if like is not None and like.data.dtype.kind == "f" and array.dtype != like.data.dtype:
+        if array.dtype.kind in "biuf":
+            array = array.astype(like.data.dtype)
+    return Tensor(array)
+
+
+def operands(a, b) -> tuple[Tensor, Tensor]:
+    if isinstance(a, Tensor):
+        return a, as_tensor(b, a)
+    return as_tensor(a, b), b
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` over the axes along which an operand of ``shape`` was broadcast."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1
+    )
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+    """Axis spec (None, int, tuple, negative) → sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (int(axis),)
+    result = []
+    for a in axis:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimension(s)")
+        result.append(a % ndim if ndim else 0)
+    if len(set(result)) != len(result):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(sorted(result))
+
+
+def expand_reduced(grad: np.ndarray, shape: tuple, axes: tuple, keepdims: bool) -> np.ndarray:
+    """Broadcast the gradient of a reduction back to the input's shape."""
+    if not keepdims and axes:
+        grad = np.expand_dims(grad, axes)
+    return np.broadcast_to(grad, shape)
