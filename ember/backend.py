@@ -25,15 +25,15 @@ _FLOAT_DTYPES = {
 
 
 def float_dtype(dtype=None) -> type:
-    """Resolve a user-facing dtype spec (``"float32"``, ``np.float64``, ``None``) to a NumPy type."""
+    """Resolve a dtype spec (``"float32"``, ``np.float64``, ``None``) to a NumPy type."""
     if dtype is None:
         return DEFAULT_FLOAT
     try:
         return _FLOAT_DTYPES[dtype]
     except (KeyError, TypeError):
         raise TypeError(
-            f"dtype must be 'float32' or 'float64', got {dtype!r}; Ember computes in floating point "
-            "only (integer arrays are accepted as data, not as trainable tensors)"
+            f"dtype must be 'float32' or 'float64', got {dtype!r}; Ember computes in floating "
+            "point only (integer arrays are accepted as data, not as trainable tensors)"
         ) from None
 
 

@@ -107,7 +107,7 @@ def default_rng() -> np.random.Generator:
 # Conversion of user data.
 # --------------------------------------------------------------------------------------------
 def _as_array(data, dtype=None) -> np.ndarray:
-    """Turn user data (Tensor, array, list, scalar, DataFrame) into an ndarray with a clear error."""
+    """Turn user data (Tensor, array, list, scalar, DataFrame) into an ndarray, clearly."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:

@@ -1,4 +1,4 @@
-"""Arithmetic with NumPy broadcasting: each backward sums its gradient back to the operand's shape."""
+"""Arithmetic with NumPy broadcasting; each backward sums its gradient back to operand shape."""
 
 from __future__ import annotations
 

@@ -72,17 +72,13 @@ def _tie_split(a: Tensor, b: Tensor, a_wins: np.ndarray, g: np.ndarray):
 def maximum(a, b) -> Tensor:
     a, b = operands(a, b)
     out = xp.maximum(a.data, b.data)
-    return Tensor._from_op(
-        out, (a, b), lambda g: _tie_split(a, b, a.data > b.data, g), "maximum"
-    )
+    return Tensor._from_op(out, (a, b), lambda g: _tie_split(a, b, a.data > b.data, g), "maximum")
 
 
 def minimum(a, b) -> Tensor:
     a, b = operands(a, b)
     out = xp.minimum(a.data, b.data)
-    return Tensor._from_op(
-        out, (a, b), lambda g: _tie_split(a, b, a.data < b.data, g), "minimum"
-    )
+    return Tensor._from_op(out, (a, b), lambda g: _tie_split(a, b, a.data < b.data, g), "minimum")
 
 
 def where(condition, a, b) -> Tensor:
@@ -161,6 +157,23 @@ equal = _compare(xp.equal)
 not_equal = _compare(xp.not_equal)
 
 __all__ = [
-    "exp", "log", "sqrt", "abs", "clip", "maximum", "minimum", "where", "cast", "relu", "sigmoid",
-    "tanh", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "as_tensor",
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "clip",
+    "maximum",
+    "minimum",
+    "where",
+    "cast",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "less",
+    "less_equal",
+    "greater",
+    "greater_equal",
+    "equal",
+    "not_equal",
+    "as_tensor",
 ]

@@ -100,8 +100,9 @@ def softmax_cross_entropy(logits: Tensor, targets: np.ndarray, axis: int = -1) -
         g = xp.expand_dims(g, axis)
         return (g * (xp.exp(log_p) * targets.sum(axis=axis, keepdims=True) - targets),)
 
-    return Tensor._from_op(out.astype(z.dtype, copy=False), (logits,), backward,
-                           "softmax_cross_entropy")
+    return Tensor._from_op(
+        out.astype(z.dtype, copy=False), (logits,), backward, "softmax_cross_entropy"
+    )
 
 
 def sigmoid_binary_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
@@ -112,5 +113,6 @@ def sigmoid_binary_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
     def backward(g):
         return (g * (stable_sigmoid(z) - targets),)
 
-    return Tensor._from_op(out.astype(z.dtype, copy=False), (logits,), backward,
-                           "sigmoid_binary_cross_entropy")
+    return Tensor._from_op(
+        out.astype(z.dtype, copy=False), (logits,), backward, "sigmoid_binary_cross_entropy"
+    )

@@ -68,7 +68,9 @@ def concatenate(tensors: Sequence, axis: int = 0) -> Tensor:
         out = xp.concatenate([t.data for t in tensors], axis=axis)
     except ValueError as exc:
         shapes = [t.shape for t in tensors]
-        raise ValueError(f"concatenate along axis {axis}: incompatible shapes {shapes}: {exc}") from None
+        raise ValueError(
+            f"concatenate along axis {axis}: incompatible shapes {shapes}: {exc}"
+        ) from None
     return Tensor._from_op(
         out, tuple(tensors), lambda g: _split_back(g, tensors, axis % out.ndim), "concatenate"
     )
@@ -126,7 +128,9 @@ def getitem(x: Tensor, index) -> Tensor:
     try:
         out = x.data[index]
     except IndexError as exc:
-        raise IndexError(f"index {index!r} is invalid for a tensor of shape {x.shape}: {exc}") from None
+        raise IndexError(
+            f"index {index!r} is invalid for a tensor of shape {x.shape}: {exc}"
+        ) from None
     advanced = _is_advanced(index)
     if advanced and not isinstance(out, np.ndarray):
         out = np.asarray(out)

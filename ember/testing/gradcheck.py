@@ -25,7 +25,7 @@ class GradcheckError(AssertionError):
 
 @dataclass
 class GradcheckResult:
-    """What :func:`gradcheck` found. ``worst`` describes the element with the largest excess error."""
+    """What :func:`gradcheck` found; ``worst_*`` describe the element with the largest error."""
 
     ok: bool
     max_abs_error: float
