@@ -74,3 +74,16 @@ __all__ = [
     "where",
     "__version__",
 ]
+
+from ember import (  # noqa: E402
+    activations,
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+)

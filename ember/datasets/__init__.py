@@ -1,0 +1,38 @@
+"""Datasets for Ember, Keras-style: ``(x_train, y_train), (x_test, y_test) = mnist.load_data()``.
+
+* :mod:`digits` — 1,797 8×8 digits shipped with Ember (no network needed).
+* :mod:`mnist`, :mod:`fashion_mnist` — 70,000 28×28 images each, found locally or
+  downloaded once into the cache (``$EMBER_HOME/datasets`` or ``~/.ember/datasets``).
+* :mod:`synthetic` — seeded 2-D toy problems: blobs, xor, circles, spirals.
+* helpers: :func:`to_categorical`, :class:`Standardizer`, :func:`train_test_split`, and the
+  IDX reader/writer and downloader the loaders are built on.
+
+This package depends only on NumPy and the standard library.
+
+Example:
+    >>> from ember.datasets import digits, to_categorical
+    >>> (x_train, y_train), (x_test, y_test) = digits.load_data()
+    >>> to_categorical(y_train).shape
+    (1437, 10)
+"""
+
+from . import digits, fashion_mnist, mnist, synthetic, utils
+from ._download import DatasetUnavailableError, ember_cache_dir, get_file
+from ._idx import read_idx, write_idx
+from .utils import Standardizer, to_categorical, train_test_split
+
+__all__ = [
+    "digits",
+    "fashion_mnist",
+    "mnist",
+    "synthetic",
+    "utils",
+    "DatasetUnavailableError",
+    "ember_cache_dir",
+    "get_file",
+    "read_idx",
+    "write_idx",
+    "Standardizer",
+    "to_categorical",
+    "train_test_split",
+]

@@ -1,0 +1,282 @@
+"""The Layer base class (Keras' ``build``/``call``/``add_weight``) and ``Parameter``."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from ember import initializers as initializers_module
+from ember import regularizers as regularizers_module
+from ember.backend import float_dtype
+from ember.tensor import Tensor, _as_array
+
+_name_counts: defaultdict[str, int] = defaultdict(int)
+LAYER_CLASSES: dict[str, type] = {}
+
+
+def unique_name(base: str) -> str:
+    """``dense``, then ``dense_1``, ``dense_2``… (Keras' naming)."""
+    count = _name_counts[base]
+    _name_counts[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+class Parameter(Tensor):
+    """A trainable (or frozen) weight owned by a layer; always a leaf requiring a gradient.
+
+    ``trainable=False`` keeps ``requires_grad`` (so gradients can still flow to earlier layers) but
+    optimizers and ``fit`` leave the value untouched.
+    """
+
+    __slots__ = ("trainable",)
+
+    def __init__(self, data, name: str | None = None, trainable: bool = True):
+        super().__init__(data, requires_grad=True, name=name)
+        self.trainable = trainable
+
+    def __repr__(self) -> str:
+        return f"Parameter(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+class InputSpec:
+    """What a layer accepts: ``ndim`` / ``min_ndim`` and fixed sizes of some ``axes``."""
+
+    def __init__(
+        self,
+        ndim: int | None = None,
+        min_ndim: int | None = None,
+        axes: dict | None = None,
+        layout: str | None = None,
+    ):
+        self.ndim, self.min_ndim, self.axes, self.layout = ndim, min_ndim, axes or {}, layout
+
+
+class Layer:
+    """Base class of all layers.
+
+    Subclasses create weights in ``build(input_shape)`` with :meth:`add_weight` and compute
+    outputs in ``call(inputs)`` (optionally ``call(inputs, training=False)``). ``build`` runs on
+    the first call, so input sizes are inferred.
+
+    Example (the classic Keras custom layer):
+        >>> class MyDense(ember.layers.Layer):
+        ...     def __init__(self, units):
+        ...         super().__init__()
+        ...         self.units = units
+        ...     def build(self, input_shape):
+        ...         self.w = self.add_weight(shape=(input_shape[-1], self.units),
+        ...                                  initializer="glorot_uniform")
+        ...         self.b = self.add_weight(shape=(self.units,), initializer="zeros")
+        ...     def call(self, inputs):
+        ...         return inputs @ self.w + self.b
+        >>> MyDense(4)(np.ones((2, 3))).shape
+        (2, 4)
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYER_CLASSES[cls.__name__] = cls
+        cls._call_takes_training = "training" in inspect.signature(cls.call).parameters
+
+    def __init__(self, name: str | None = None, trainable: bool = True, dtype=None):
+        self.name = name or unique_name(_snake_case(type(self).__name__))
+        self.trainable = trainable
+        self.dtype = np.dtype(float_dtype(dtype))
+        self.built = False
+        self.input_spec: InputSpec | None = None
+        self._weights: list[Parameter] = []
+        self._losses: list[Tensor] = []
+        self._build_shape: tuple | None = None
+        self._weight_regularizers: list = []
+
+    # ---------------------------------------------------------------- weights
+    def add_weight(
+        self,
+        shape=(),
+        initializer="glorot_uniform",
+        trainable: bool = True,
+        name: str | None = None,
+        regularizer=None,
+        dtype=None,
+    ) -> Parameter:
+        """Create a weight of ``shape``, initialised by ``initializer`` (a name or object)."""
+        shape = tuple(int(s) for s in shape)
+        init = initializers_module.get(initializer)
+        value = np.asarray(init(shape, dtype=dtype or self.dtype))
+        if value.shape != shape:
+            raise ValueError(f"{self.name}: initializer returned shape {value.shape}, not {shape}")
+        param = Parameter(value, name=name or f"weight_{len(self._weights)}", trainable=trainable)
+        self._weights.append(param)
+        if regularizer is not None:
+            self._weight_regularizers.append((param, regularizers_module.get(regularizer)))
+        return param
+
+    def _sublayers(self) -> list[Layer]:
+        found = []
+        for value in self.__dict__.values():
+            if isinstance(value, Layer):
+                found.append(value)
+            elif isinstance(value, (list, tuple)):
+                found.extend(v for v in value if isinstance(v, Layer))
+        return found
+
+    def _all_layers(self) -> list[Layer]:
+        """This layer and every nested layer, each once, depth first (iteratively)."""
+        seen, order, stack = set(), [], [self]
+        while stack:
+            layer = stack.pop()
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            order.append(layer)
+            stack.extend(reversed(layer._sublayers()))
+        return order
+
+    @property
+    def weights(self) -> list[Parameter]:
+        """All weights of this layer and its sublayers (trainable first within each layer)."""
+        params, seen = [], set()
+        for layer in self._all_layers():
+            for p in layer._weights:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        return params
+
+    @property
+    def trainable_weights(self) -> list[Parameter]:
+        return [p for p in self.weights if p.trainable and self._owner_trainable(p)]
+
+    @property
+    def non_trainable_weights(self) -> list[Parameter]:
+        trainable = {id(p) for p in self.trainable_weights}
+        return [p for p in self.weights if id(p) not in trainable]
+
+    def _owner_trainable(self, param) -> bool:
+        for layer in self._all_layers():
+            if any(p is param for p in layer._weights):
+                return layer.trainable
+        return True
+
+    def parameters(self) -> list[Parameter]:
+        """The trainable weights, for an optimizer: ``SGD(model.parameters(), ...)``."""
+        return self.trainable_weights
+
+    def count_params(self) -> int:
+        return int(sum(p.size for p in self.weights))
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [p.data.copy() for p in self.weights]
+
+    def set_weights(self, values) -> None:
+        params = self.weights
+        values = list(values)
+        if len(values) != len(params):
+            raise ValueError(
+                f"{self.name}.set_weights: expected {len(params)} arrays, got {len(values)}"
+            )
+        for p, v in zip(params, values):
+            v = np.asarray(v)
+            if v.shape != p.shape:
+                raise ValueError(
+                    f"{self.name}.set_weights: weight '{p.name}' has shape {p.shape}, "
+                    f"got an array of shape {v.shape}"
+                )
+        for p, v in zip(params, values):
+            p.data = np.array(v, dtype=p.dtype, copy=True)
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Regularization penalties of the last forward pass (weights and activities)."""
+        out = []
+        for layer in self._all_layers():
+            out.extend(reg(p) for p, reg in layer._weight_regularizers)
+            out.extend(layer._losses)
+        return out
+
+    # ---------------------------------------------------------------- calling
+    def build(self, input_shape: tuple) -> None:
+        """Create the weights, knowing the input shape (batch axis included)."""
+
+    def call(self, inputs):
+        raise NotImplementedError(f"{type(self).__name__} must implement call(inputs)")
+
+    def __call__(self, inputs, training: bool | None = None, **kwargs):
+        from ember.layers.core import SymbolicTensor  # functional API: record, don't compute
+
+        if isinstance(inputs, SymbolicTensor):
+            return inputs.apply(self, kwargs)
+        inputs = self._convert_input(inputs)
+        if not self.built:
+            self._check_input(inputs, building=True)
+            self._build_shape = tuple(inputs.shape)
+            self.build(tuple(inputs.shape))
+            self.built = True
+        self._check_input(inputs)
+        self._losses = []
+        if self._call_takes_training:
+            kwargs["training"] = bool(training)
+        return self.call(inputs, **kwargs)
+
+    def _convert_input(self, inputs) -> Tensor:
+        if isinstance(inputs, Tensor):
+            if inputs.dtype.kind == "f" and inputs.dtype == self.dtype:
+                return inputs
+            if inputs.dtype.kind in "biuf":
+                from ember.ops import cast
+
+                return cast(inputs, self.dtype)
+        array = _as_array(inputs)
+        if array.dtype.kind not in "iuf":
+            raise TypeError(
+                f'Input of layer "{self.name}" has dtype {array.dtype}; expected numbers '
+                "(float, or int/uint8 which are cast to the layer's float dtype)"
+            )
+        # float64 / uint8 data is cast to the layer's dtype, as Keras' autocast does.
+        return Tensor(array.astype(self.dtype, copy=False))
+
+    def _check_input(self, inputs: Tensor, building: bool = False) -> None:
+        spec = self.input_spec
+        if spec is None:
+            return
+        shape = inputs.shape
+        layout = f" ({spec.layout})" if spec.layout else ""
+        if spec.ndim is not None and len(shape) != spec.ndim:
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                f"ndim={spec.ndim}{layout}, found ndim={len(shape)}. Full shape received: {shape}"
+            )
+        if spec.min_ndim is not None and len(shape) < spec.min_ndim:
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                f"min_ndim={spec.min_ndim}{layout}, found ndim={len(shape)}. Full shape "
+                f"received: {shape}"
+            )
+        for axis, size in spec.axes.items():
+            if shape[axis] != size:
+                raise ValueError(
+                    f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                    f"axis {axis} of input shape to have value {size}, but received input with "
+                    f"shape {shape}"
+                )
+
+    # ---------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Layer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+Layer._call_takes_training = False

@@ -1,0 +1,197 @@
+"""Core layers: Dense, Activation, Flatten, and Input for declaring shapes (functional API)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember import activations as activations_module
+from ember import initializers as initializers_module
+from ember import ops
+from ember import regularizers as regularizers_module
+from ember.layers.base import InputSpec, Layer
+from ember.tensor import Tensor, no_grad
+
+
+class Dense(Layer):
+    """A fully connected layer: ``activation(inputs @ kernel + bias)``.
+
+    The input size is inferred on the first call; inputs with more than two axes are transformed
+    along the last one (Keras' behaviour).
+
+    Args:
+        units: number of outputs (> 0).
+        activation: a name (``"relu"``), a callable or ``None`` (linear).
+        use_bias: add a learned bias.
+        kernel_initializer, bias_initializer: names or initializer objects.
+        kernel_regularizer, bias_regularizer, activity_regularizer: penalties added to the loss.
+
+    Example:
+        >>> layer = ember.layers.Dense(3, activation="relu")
+        >>> layer(np.ones((2, 4))).shape
+        (2, 3)
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(
+                f'Layer "{self.name}": units must be a positive integer, got {units!r}'
+            )
+        self.units = int(units)
+        self.activation = activations_module.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers_module.get(kernel_initializer)
+        self.bias_initializer = initializers_module.get(bias_initializer)
+        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
+        self.bias_regularizer = regularizers_module.get(bias_regularizer)
+        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        self.input_spec = InputSpec(min_ndim=2)
+
+    def build(self, input_shape):
+        in_features = input_shape[-1]
+        self.kernel = self.add_weight(
+            (in_features, self.units),
+            self.kernel_initializer,
+            name="kernel",
+            regularizer=self.kernel_regularizer,
+        )
+        self.bias = (
+            self.add_weight(
+                (self.units,), self.bias_initializer, name="bias", regularizer=self.bias_regularizer
+            )
+            if self.use_bias
+            else None
+        )
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: in_features})
+
+    def call(self, inputs):
+        out = self.activation(ops.linear(inputs, self.kernel, self.bias))
+        if self.activity_regularizer is not None:
+            self._losses.append(self.activity_regularizer(out) / out.shape[0])
+        return out
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": _activation_name(self.activation, self.name),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers_module.serialize(self.kernel_initializer),
+            "bias_initializer": initializers_module.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers_module.serialize(self.activity_regularizer),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("kernel_initializer", "bias_initializer"):
+            config[key] = initializers_module.deserialize(config.get(key))
+        for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
+            config[key] = regularizers_module.deserialize(config.get(key))
+        return cls(**config)
+
+
+def _activation_name(fn, layer_name: str) -> str:
+    name = activations_module.serialize(fn)
+    if name is None:
+        raise ValueError(
+            f'Layer "{layer_name}" uses a custom activation {fn!r} that cannot be saved by name; '
+            "use a built-in activation name or save_weights() instead"
+        )
+    return name
+
+
+class Activation(Layer):
+    """Applies an activation function. Example: ``Activation("softmax")``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations_module.get(activation)
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": _activation_name(self.activation, self.name)}
+
+
+class Flatten(Layer):
+    """Flattens every axis but the batch axis: ``(N, 28, 28)`` → ``(N, 784)``.
+
+    Example:
+        >>> ember.layers.Flatten()(np.zeros((2, 8, 8))).shape
+        (2, 64)
+    """
+
+    def call(self, inputs):
+        return ops.reshape(inputs, (inputs.shape[0], -1))
+
+
+class InputLayer(Layer):
+    """Declares the per-sample input shape of a model (created by :func:`Input`)."""
+
+    def __init__(self, shape, **kwargs):
+        super().__init__(**kwargs)
+        self.shape = tuple(int(s) for s in shape)
+        if any(s <= 0 for s in self.shape):
+            raise ValueError(f"Input shape must contain positive sizes, got {shape}")
+        self.input_spec = InputSpec(
+            ndim=len(self.shape) + 1, axes={i + 1: s for i, s in enumerate(self.shape)}
+        )
+
+    def call(self, inputs):
+        return inputs
+
+    def get_config(self):
+        return {**super().get_config(), "shape": list(self.shape)}
+
+
+class SymbolicTensor:
+    """A placeholder flowing through layers to describe a functional model's graph.
+
+    It carries a shape with ``None`` for the batch axis and the layer call that produced it.
+    """
+
+    def __init__(self, shape: tuple, layer: Layer, inputs: tuple, kwargs: dict | None = None):
+        self.shape = shape
+        self.layer = layer
+        self.inputs = inputs
+        self.kwargs = kwargs or {}
+
+    def apply(self, layer: Layer, kwargs: dict) -> SymbolicTensor:
+        # Shape inference by running the layer on a zero batch of one sample.
+        probe = Tensor(np.zeros((1,) + self.shape[1:], dtype=layer.dtype))
+        with no_grad():
+            out = layer(probe, training=False, **kwargs)
+        return SymbolicTensor((None,) + tuple(out.shape[1:]), layer, (self,), kwargs)
+
+    def __repr__(self) -> str:
+        return f"<SymbolicTensor shape={self.shape} from {self.layer.name!r}>"
+
+
+def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:  # noqa: N802 (Keras)
+    """Declare a model input of per-sample ``shape`` (batch axis excluded).
+
+    Example:
+        >>> inputs = ember.layers.Input(shape=(784,))
+        >>> outputs = ember.layers.Dense(10)(inputs)
+        >>> model = ember.models.Model(inputs, outputs)
+    """
+    if isinstance(shape, int):
+        shape = (shape,)
+    layer = InputLayer(shape, name=name, dtype=dtype)
+    layer.built = True
+    return SymbolicTensor((None,) + layer.shape, layer, ())

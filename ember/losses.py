@@ -1,0 +1,317 @@
+"""Loss functions, called Keras-style as ``loss(y_true, y_pred)`` and returning a scalar Tensor.
+
+Each loss averages over the batch (Keras' ``"sum_over_batch_size"``); ``sample_weight`` scales each
+sample's loss before averaging. Cross-entropies are computed stably:
+
+* ``from_logits=True`` uses fused log-sum-exp forms whose gradient is exactly ``ŷ - y``;
+* with probabilities that come straight from a ``softmax``/``sigmoid`` op, the loss reaches back
+  to the logits and uses the same fused form (as Keras does);
+* other probabilities are clipped to ``[1e-7, 1 - 1e-7]`` (Keras' convention), so ``p = 0`` for
+  the true class gives the finite loss ``-log(1e-7) ≈ 16.12``. Probabilities outside ``[0, 1]`` are
+  an error, not silently clipped: they usually mean a missing activation.
+
+Example:
+    >>> loss = ember.losses.SparseCategoricalCrossentropy(from_logits=True)
+    >>> loss([0, 2], ember.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 3.0]]))
+    tensor(0.09...)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember import ops
+from ember._registry import lookup
+from ember.ops import as_tensor
+from ember.tensor import Tensor
+
+EPSILON = 1e-7
+
+
+class Loss:
+    """Base class: subclasses implement ``per_sample(y_true: ndarray, y_pred: Tensor) -> Tensor``."""
+
+    name = "loss"
+
+    def __call__(self, y_true, y_pred, sample_weight=None) -> Tensor:
+        y_pred = as_tensor(y_pred)
+        if y_pred.dtype.kind != "f":
+            y_pred = ops.cast(y_pred, np.float32)
+        y_true = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
+        if y_pred.ndim == 0:
+            raise ValueError(f"{self.name}: y_pred must have a batch axis; got a scalar")
+        if y_true.shape[:1] != y_pred.shape[:1]:
+            raise ValueError(
+                f"{self.name}: y_true has {y_true.shape[0] if y_true.ndim else 0} samples "
+                f"(shape {y_true.shape}) but y_pred has {y_pred.shape[0]} (shape {y_pred.shape})"
+            )
+        per_sample = self.per_sample(y_true, y_pred)
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=per_sample.dtype).reshape(-1)
+            if weights.shape[0] != per_sample.shape[0]:
+                raise ValueError(
+                    f"{self.name}: sample_weight has {weights.shape[0]} entries for "
+                    f"{per_sample.shape[0]} samples"
+                )
+            per_sample = per_sample * weights
+        return ops.mean(per_sample) if per_sample.size else ops.sum(per_sample)
+
+    def per_sample(self, y_true: np.ndarray, y_pred: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_config()})"
+
+
+def _float_targets(name: str, y_true: np.ndarray, y_pred: Tensor) -> np.ndarray:
+    """Targets as floats of the prediction's shape; ``(N,)`` against ``(N, 1)`` is reshaped
+    deliberately, never broadcast to an ``N × N`` matrix."""
+    if y_true.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: y_true must be numeric, got dtype {y_true.dtype}")
+    if y_true.shape != y_pred.shape:
+        if y_true.size == y_pred.size and y_true.shape[0] == y_pred.shape[0]:
+            y_true = y_true.reshape(y_pred.shape)
+        else:
+            raise ValueError(
+                f"{name}: y_true shape {y_true.shape} does not match y_pred shape {y_pred.shape}"
+            )
+    return y_true.astype(y_pred.dtype, copy=False)
+
+
+def _check_probabilities(name: str, p: np.ndarray) -> None:
+    low, high = float(np.min(p)), float(np.max(p))
+    if not (low >= 0.0 and high <= 1.0):  # also catches NaN
+        raise ValueError(
+            f"{name}: expected probabilities in [0, 1]; got min {low:g}, max {high:g}. Did you "
+            "forget a sigmoid/softmax on the last layer, or mean from_logits=True?"
+        )
+
+
+def _mean_last_axis(t: Tensor) -> Tensor:
+    return ops.mean(t, axis=-1) if t.ndim > 1 else t
+
+
+def _logits_of(y_pred: Tensor, kind: str):
+    info = y_pred._logits
+    if info is None or info[0] != kind:
+        return None
+    logits, axis = info[1], info[2]
+    if axis not in (-1, y_pred.ndim - 1):
+        return None
+    return logits
+
+
+class MeanSquaredError(Loss):
+    """Mean over the last axis of (y_pred - y_true)², averaged over the batch.
+
+    Example:
+        >>> ember.losses.MeanSquaredError()([[1.0], [2.0]], ember.tensor([[1.5], [2.0]]))
+        tensor(0.125)
+    """
+
+    name = "mean_squared_error"
+
+    def per_sample(self, y_true, y_pred):
+        diff = y_pred - _float_targets(self.name, y_true, y_pred)
+        return _mean_last_axis(diff * diff)
+
+
+class BinaryCrossentropy(Loss):
+    """-(y log p + (1 - y) log(1 - p)), mean over the last axis.
+
+    Args:
+        from_logits: ``y_pred`` holds logits z (p = sigmoid(z)); computed as
+            ``max(z, 0) - z y + log(1 + e^-|z|)``, exact and stable.
+
+    Example:
+        >>> bce = ember.losses.BinaryCrossentropy(from_logits=True)
+        >>> bce([[1.0], [0.0]], ember.tensor([[3.0], [-3.0]]))
+        tensor(0.0485...)
+    """
+
+    name = "binary_crossentropy"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def per_sample(self, y_true, y_pred):
+        targets = _float_targets(self.name, y_true, y_pred)
+        logits = y_pred if self.from_logits else _logits_of(y_pred, "sigmoid")
+        if logits is not None:
+            return _mean_last_axis(ops.sigmoid_binary_cross_entropy(logits, targets))
+        _check_probabilities(self.name, y_pred.data)
+        p = ops.clip(y_pred, EPSILON, 1 - EPSILON)
+        return _mean_last_axis(-(targets * ops.log(p) + (1 - targets) * ops.log(1 - p)))
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+class CategoricalCrossentropy(Loss):
+    """-Σ y log p over the class axis, for one-hot (or soft) targets ``y``.
+
+    Probabilities that do not sum to 1 are normalised per row first (Keras' rule).
+    Use :class:`SparseCategoricalCrossentropy` for integer labels.
+
+    Example:
+        >>> cce = ember.losses.CategoricalCrossentropy(from_logits=True)
+        >>> cce([[0.0, 1.0]], ember.tensor([[0.0, 2.0]]))
+        tensor(0.126...)
+    """
+
+    name = "categorical_crossentropy"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def per_sample(self, y_true, y_pred):
+        if y_true.shape != y_pred.shape:
+            raise ValueError(
+                f"{self.name}: expected one-hot targets of shape {y_pred.shape} (like y_pred), got "
+                f"shape {y_true.shape}. For integer class labels use "
+                "'sparse_categorical_crossentropy' (or one-hot encode with to_categorical)"
+            )
+        targets = _float_targets(self.name, y_true, y_pred)
+        logits = y_pred if self.from_logits else _logits_of(y_pred, "softmax")
+        if logits is not None:
+            return ops.softmax_cross_entropy(logits, targets)
+        _check_probabilities(self.name, y_pred.data)
+        p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+        p = ops.clip(p, EPSILON, 1 - EPSILON)
+        return -ops.sum(targets * ops.log(p), axis=-1)
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+def check_class_labels(name: str, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Integer labels ``(N,)`` from ints or integral floats, each in ``[0, num_classes)``."""
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: labels must be integers, got dtype {labels.dtype}")
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            bad = int(np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))[0])
+            raise ValueError(
+                f"{name}: labels must be whole class indices; label at index {bad} is "
+                f"{labels.reshape(-1)[bad]!r}"
+            )
+    labels = labels.astype(np.intp, copy=False)
+    outside = (labels < 0) | (labels >= num_classes)
+    if outside.any():
+        bad = int(np.flatnonzero(outside.reshape(-1))[0])
+        raise ValueError(
+            f"{name}: label {labels.reshape(-1)[bad]} (at index {bad}) is outside the valid "
+            f"range [0, {num_classes}) for a model with {num_classes} outputs"
+        )
+    return labels
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """-log p[label] for integer class labels ``y_true`` of shape ``(N,)`` or ``(N, 1)``.
+
+    Labels are checked: out of range (including -1, which NumPy would silently read as the last
+    class) or non-integral labels raise ``ValueError`` naming the first offender.
+
+    Example:
+        >>> scce = ember.losses.SparseCategoricalCrossentropy(from_logits=True)
+        >>> scce([1], ember.tensor([[0.0, 2.0]]))
+        tensor(0.126...)
+    """
+
+    name = "sparse_categorical_crossentropy"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def per_sample(self, y_true, y_pred):
+        if y_pred.ndim != 2:
+            raise ValueError(f"{self.name}: y_pred must be (batch, classes), got {y_pred.shape}")
+        n, classes = y_pred.shape
+        if y_true.shape not in ((n,), (n, 1)):
+            raise ValueError(
+                f"{self.name}: expected integer labels of shape ({n},), got shape {y_true.shape}."
+                " For one-hot targets use 'categorical_crossentropy'"
+            )
+        labels = check_class_labels(self.name, y_true.reshape(-1), classes)
+        logits = y_pred if self.from_logits else _logits_of(y_pred, "softmax")
+        if logits is not None:
+            return ops.sparse_softmax_cross_entropy(logits, labels)
+        _check_probabilities(self.name, y_pred.data)
+        p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+        picked = ops.getitem(p, (np.arange(n), labels))
+        return -ops.log(ops.clip(picked, EPSILON, 1 - EPSILON))
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+_LOSSES = {
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "binary_crossentropy": BinaryCrossentropy,
+    "bce": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(identifier) -> Loss:
+    """Resolve a name (``"mse"``), a :class:`Loss` instance or a ``fn(y_true, y_pred)``."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        return lookup("loss", identifier, _LOSSES)()
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if callable(identifier):
+        return _FunctionLoss(identifier)
+    raise TypeError(f"loss must be a name, a Loss or a callable; got {identifier!r}")
+
+
+def serialize(loss: Loss) -> dict:
+    for name, cls in _LOSSES.items():
+        if type(loss) is cls:
+            return {"name": name, "config": loss.get_config()}
+    raise ValueError(
+        f"cannot save a model compiled with the custom loss {loss!r}; recompile after loading"
+    )
+
+
+def deserialize(spec: dict) -> Loss:
+    return lookup("loss", spec["name"], _LOSSES)(**spec.get("config", {}))
+
+
+class _FunctionLoss(Loss):
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "loss")
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        out = self.fn(y_true, as_tensor(y_pred))
+        if sample_weight is not None or out.ndim != 0:
+            weights = 1 if sample_weight is None else np.asarray(sample_weight, np.float32)
+            out = ops.mean(out * weights)
+        return out
+
+
+# Keras-style functional aliases: ember.losses.mse(y_true, y_pred)
+def mean_squared_error(y_true, y_pred) -> Tensor:
+    return MeanSquaredError()(y_true, y_pred)
+
+
+mse = mean_squared_error
+
+
+def binary_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
+    return BinaryCrossentropy(from_logits)(y_true, y_pred)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
+    return CategoricalCrossentropy(from_logits)(y_true, y_pred)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
+    return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)

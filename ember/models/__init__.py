@@ -1,0 +1,12 @@
+"""Models: ``Sequential``, the functional/subclassed ``Model``, and ``load_model``."""
+
+from ember.models.model import Model, NonFiniteLossError, Sequential
+
+__all__ = ["Model", "Sequential", "NonFiniteLossError", "load_model"]
+
+
+def load_model(path, compile: bool = True):  # noqa: A002 (Keras' name)
+    """Load a model saved by ``model.save(path)``; never executes code from the file."""
+    from ember.models.saving import load_model as _load
+
+    return _load(path, compile=compile)

@@ -1,0 +1,601 @@
+"""``Model`` (functional or subclassed) and ``Sequential``: compile, fit, evaluate, predict, summary.
+
+Example (functional):
+    >>> inputs = ember.layers.Input(shape=(64,))
+    >>> hidden = ember.layers.Dense(32, activation="relu")(inputs)
+    >>> outputs = ember.layers.Dense(10, activation="softmax")(hidden)
+    >>> model = ember.models.Model(inputs, outputs)
+    >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+
+Example (subclassed, PyTorch style):
+    >>> class MLP(ember.models.Model):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hidden = ember.layers.Dense(32, activation="relu")
+    ...         self.out = ember.layers.Dense(10)
+    ...     def call(self, x):
+    ...         return self.out(self.hidden(x))
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from ember import losses as losses_module
+from ember import metrics as metrics_module
+from ember import ops
+from ember import optimizers as optimizers_module
+from ember.callbacks import CallbackList, History
+from ember.layers.base import Layer
+from ember.layers.core import InputLayer, SymbolicTensor
+from ember.tensor import Tensor, default_rng, no_grad
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training stopped because the loss became NaN or infinite."""
+
+
+class Model(Layer):
+    """A layer with a training API. Build it functionally — ``Model(inputs, outputs)`` — or
+    subclass it and define ``call`` (see the module docstring)."""
+
+    def __init__(self, inputs=None, outputs=None, name: str | None = None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history: History | None = None
+        self._metric_specs: list = []
+        self._metrics: list | None = None
+        self._nodes: list | None = None
+        if inputs is not None or outputs is not None:
+            self._init_functional(inputs, outputs)
+
+    # ---------------------------------------------------------------- functional graph
+    def _init_functional(self, inputs, outputs) -> None:
+        if not isinstance(inputs, SymbolicTensor) or not isinstance(outputs, SymbolicTensor):
+            raise TypeError(
+                "Model(inputs, outputs) expects ember.layers.Input(...) as inputs and the result "
+                "of calling layers on it as outputs (one input and one output)"
+            )
+        order, seen, stack = [], set(), [(outputs, False)]
+        while stack:  # iterative post-order: inputs before the nodes that use them
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in node.inputs)
+        if order[0] is not inputs:
+            raise ValueError("the model's outputs are not computed from its inputs")
+        self._nodes = order
+        self._input = inputs
+        self._output = outputs
+        self._layers = []
+        for node in order[1:]:
+            if node.layer not in self._layers:
+                self._layers.append(node.layer)
+        self._build_shape = (None,) + inputs.shape[1:]
+        self.built = True
+
+    @property
+    def layers(self) -> list[Layer]:
+        if self._nodes is not None:
+            return list(self._layers)
+        return [layer for layer in self._sublayers()]
+
+    def call(self, inputs, training=False):
+        if self._nodes is None:
+            raise NotImplementedError(
+                f"{type(self).__name__}: build the model with Model(inputs, outputs) or subclass "
+                "Model and define call(self, inputs)"
+            )
+        self._input.layer._check_input(inputs)
+        values = {id(self._input): inputs}
+        for node in self._nodes[1:]:
+            args = [values[id(p)] for p in node.inputs]
+            values[id(node)] = node.layer(*args, training=training, **node.kwargs)
+        return values[id(self._output)]
+
+    def __call__(self, inputs, training: bool | None = None, **kwargs):
+        return super().__call__(inputs, training=training, **kwargs)
+
+    # ---------------------------------------------------------------- compile
+    def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
+        """Choose the optimizer, the loss and the metrics reported by ``fit``/``evaluate``.
+
+        Args:
+            optimizer: a name (``"adam"``, ``"sgd"``) or an optimizer object.
+            loss: a name (``"mse"``, ``"sparse_categorical_crossentropy"``…), a Loss object or
+                a function ``fn(y_true, y_pred) -> Tensor``.
+            metrics: a list of names (``["accuracy"]``) or functions.
+        """
+        if loss is None:
+            raise ValueError(f'{self.name}.compile: a loss is required, e.g. loss="mse"')
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        if isinstance(metrics, (str, bytes)) or callable(metrics):
+            metrics = [metrics]
+        self._metric_specs = metrics_module.validate_names(metrics or [])
+        self._metrics = None
+        self.compiled = True
+
+    def _require_compiled(self, method: str) -> None:
+        if not self.compiled:
+            raise RuntimeError(
+                f"{self.name}.{method}: the model must be compiled first, e.g. "
+                'model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")'
+            )
+
+    def _metric_objects(self, y_true: np.ndarray, y_pred: np.ndarray) -> list:
+        if self._metrics is None:
+            self._metrics = [
+                metrics_module.get(m, self.loss, y_true.shape, y_pred.shape)
+                for m in self._metric_specs
+            ]
+        return self._metrics
+
+    # ---------------------------------------------------------------- data checks
+    def _check_x(self, x, method: str) -> np.ndarray:
+        if isinstance(x, Tensor):
+            x = x.data
+        try:
+            x = np.asarray(x)
+        except ValueError as exc:
+            raise ValueError(f"{method}: x could not be read as an array ({exc})") from None
+        if x.dtype.kind not in "biuf" or x.dtype.kind == "b":
+            raise TypeError(
+                f"{method}: x has dtype {x.dtype}; expected numbers (float, or integer such as "
+                "uint8 images, which are cast to float32)"
+            )
+        if x.ndim == 0:
+            raise ValueError(f"{method}: x must have a batch axis; got a scalar")
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        if x.dtype.kind == "f":
+            bad = ~np.isfinite(x)
+            if bad.any():
+                rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+                raise ValueError(
+                    f"{method}: x contains {int(bad.sum())} non-finite value(s) (NaN or inf), "
+                    f"first at row {int(rows[0])}; clean or impute the data first"
+                )
+        return x
+
+    def _check_xy(self, x, y, method: str, sample_weight=None):
+        x = self._check_x(x, method)
+        if y is None:
+            raise ValueError(f"{method}: y (the targets) is required")
+        y = y.data if isinstance(y, Tensor) else np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"{method}: y has dtype {y.dtype}; expected numbers")
+        if y.ndim == 0 or len(y) != len(x):
+            raise ValueError(
+                f"{method}: data cardinality is ambiguous: x sizes: {len(x)}, y sizes: "
+                f"{y.shape[0] if y.ndim else 'scalar'}. Make sure all arrays contain the same "
+                "number of samples"
+            )
+        if len(x) == 0:
+            raise ValueError(
+                f"{method}: x is empty (0 samples); nothing to {method.split('.')[-1]}"
+            )
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=self.dtype).reshape(-1)
+            if len(sample_weight) != len(x):
+                raise ValueError(
+                    f"{method}: sample_weight has {len(sample_weight)} entries for {len(x)} samples"
+                )
+        return x, y, sample_weight
+
+    @staticmethod
+    def _check_positive_int(name: str, value, method: str, allow_zero: bool = False) -> int:
+        low = 0 if allow_zero else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{method}: {name} must be an integer >= {low}, got {value!r}")
+        return int(value)
+
+    # ---------------------------------------------------------------- training
+    def train_step(self, x_batch, y_batch, sample_weight=None) -> tuple[float, np.ndarray]:
+        """One optimizer step on a batch; returns the loss (with penalties) and the predictions."""
+        y_pred = self(x_batch, training=True)
+        loss = self.loss(y_batch, y_pred, sample_weight)
+        penalties = self.losses
+        if penalties:
+            loss = loss + ops.stack([ops.reshape(p, ()) for p in penalties]).sum()
+        value = float(loss.data)
+        if not math.isfinite(value):
+            return value, y_pred.data
+        if not self.optimizer.params:
+            self.optimizer.add_params(self.parameters())
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return value, y_pred.data
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size: int = 32,
+        epochs: int = 1,
+        verbose: int = 1,
+        callbacks=None,
+        validation_split: float = 0.0,
+        validation_data=None,
+        shuffle: bool = True,
+        sample_weight=None,
+        initial_epoch: int = 0,
+    ) -> History:
+        """Train for ``epochs`` passes over ``(x, y)`` in shuffled mini-batches.
+
+        ``validation_split`` takes the *last* fraction of the samples (before shuffling) as
+        validation data, as Keras does; the last partial batch of each epoch is kept. Reported
+        epoch losses and metrics are sample-weighted means over the epoch. A non-finite loss
+        stops training with :class:`NonFiniteLossError` naming the epoch and batch; the weights
+        stay those of the last finite step.
+
+        Returns:
+            A :class:`~ember.callbacks.History` whose ``.history`` maps ``"loss"``, each metric
+            and their ``"val_"`` versions to per-epoch lists.
+        """
+        method = f"{self.name}.fit"
+        self._require_compiled("fit")
+        batch_size = self._check_positive_int("batch_size", batch_size, method)
+        epochs = self._check_positive_int("epochs", epochs, method, allow_zero=True)
+        x, y, sample_weight = self._check_xy(x, y, method, sample_weight)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(
+                f"{method}: validation_split must be in [0, 1), got {validation_split}"
+            )
+        if validation_data is not None:
+            if len(validation_data) not in (2, 3):
+                raise ValueError(f"{method}: validation_data must be (x_val, y_val)")
+            x_val, y_val, w_val = self._check_xy(
+                *validation_data[:2], f"{method} validation_data", *validation_data[2:]
+            )
+        elif validation_split > 0:
+            n_val = int(len(x) * validation_split)
+            if n_val == 0 or n_val == len(x):
+                raise ValueError(
+                    f"{method}: validation_split={validation_split} of {len(x)} samples leaves "
+                    f"{len(x) - n_val} for training and {n_val} for validation; both need >= 1"
+                )
+            x, x_val = x[:-n_val], x[-n_val:]
+            y, y_val = y[:-n_val], y[-n_val:]
+            w_val = None
+            if sample_weight is not None:
+                sample_weight, w_val = sample_weight[:-n_val], sample_weight[-n_val:]
+        else:
+            x_val = None
+
+        history = History()
+        callback_list = CallbackList([history, *(callbacks or [])], self)
+        self.history = history
+        self.stop_training = False
+        n = len(x)
+        steps = math.ceil(n / batch_size)
+        callback_list.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            callback_list.on_epoch_begin(epoch)
+            order = default_rng().permutation(n) if shuffle else np.arange(n)
+            bar = _progress_bar(verbose, steps, f"Epoch {epoch + 1}/{epochs}")
+            total_loss = 0.0
+            metrics = None
+            try:
+                for step in range(steps):
+                    callback_list.on_train_batch_begin(step)
+                    index = order[step * batch_size : (step + 1) * batch_size]
+                    xb, yb = x[index], y[index]
+                    wb = None if sample_weight is None else sample_weight[index]
+                    value, y_pred = self.train_step(xb, yb, wb)
+                    if not math.isfinite(value):
+                        raise NonFiniteLossError(
+                            f"{method}: the loss became {value} at epoch {epoch + 1}, batch "
+                            f"{step + 1} of {steps}; training stopped and the weights are those "
+                            "after the last finite step. Lower the learning rate, scale the "
+                            "inputs, or check the data and labels"
+                        )
+                    if metrics is None:
+                        metrics = self._metric_objects(yb, y_pred)
+                        for m in metrics:
+                            m.reset_state()
+                    for m in metrics:
+                        m.update_state(yb, y_pred)
+                    total_loss += value * len(index)
+                    if bar is not None:
+                        bar.set_postfix_str(
+                            f"loss: {total_loss / min(n, (step + 1) * batch_size):.4f}",
+                            refresh=False,
+                        )
+                        bar.update(1)
+                    callback_list.on_train_batch_end(step, {"loss": value})
+                    if self.stop_training:
+                        break
+                logs = {"loss": total_loss / min(n, (step + 1) * batch_size)}
+                logs.update({m.name: m.result() for m in metrics or []})
+                if x_val is not None:
+                    val_logs = self._evaluate_arrays(x_val, y_val, batch_size, w_val)
+                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                if bar is not None:
+                    bar.set_postfix_str(_format_logs(logs), refresh=False)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if verbose == 2:
+                print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}", flush=True)
+            callback_list.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end()
+        return history
+
+    # ---------------------------------------------------------------- inference
+    def _evaluate_arrays(self, x, y, batch_size, sample_weight=None) -> dict:
+        total, metrics = 0.0, None
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+                wb = None if sample_weight is None else sample_weight[start : start + batch_size]
+                out = self(xb, training=False)
+                loss = self.loss(yb, out, wb)
+                penalties = self.losses
+                value = float(loss.data) + sum(float(p.data) for p in penalties)
+                total += value * len(xb)
+                if metrics is None:
+                    metrics = [
+                        metrics_module.get(spec, self.loss, yb.shape, out.shape)
+                        for spec in self._metric_specs
+                    ]
+                for m in metrics:
+                    m.update_state(yb, out.data)
+        logs = {"loss": total / len(x)}
+        logs.update({m.name: m.result() for m in metrics or []})
+        return logs
+
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size: int = 32,
+        verbose: int = 1,
+        sample_weight=None,
+        return_dict: bool = False,
+    ):
+        """Loss (plus penalties) and metrics on ``(x, y)``, computed without a graph.
+
+        Returns the loss as a float, or ``[loss, *metrics]`` when metrics were compiled (or a
+        dict with ``return_dict=True``), like Keras.
+        """
+        method = f"{self.name}.evaluate"
+        self._require_compiled("evaluate")
+        batch_size = self._check_positive_int("batch_size", batch_size, method)
+        x, y, sample_weight = self._check_xy(x, y, method, sample_weight)
+        logs = self._evaluate_arrays(x, y, batch_size, sample_weight)
+        if verbose:
+            print(_format_logs(logs), flush=True)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+        """Outputs for ``x`` as a NumPy array, in batches and without building a graph, so memory
+        does not grow with the number of samples."""
+        method = f"{self.name}.predict"
+        batch_size = self._check_positive_int("batch_size", batch_size, method)
+        x = self._check_x(x, method)
+        chunks = []
+        bar = _progress_bar(verbose, math.ceil(len(x) / batch_size), "predict")
+        try:
+            with no_grad():
+                if len(x) == 0:
+                    return self(x, training=False).data.copy()
+                for start in range(0, len(x), batch_size):
+                    chunks.append(self(x[start : start + batch_size], training=False).data)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return np.concatenate(chunks, axis=0)
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        with no_grad():
+            return self(self._check_x(x, f"{self.name}.predict_on_batch"), training=False).numpy()
+
+    # ---------------------------------------------------------------- description
+    def _layer_output_shapes(self) -> list[tuple[Layer, tuple]]:
+        """(layer, output shape with None batch) for each layer, from a one-sample probe."""
+        if self._nodes is None:
+            raise NotImplementedError
+        rows = [(self._input.layer, self._input.shape)]
+        rows += [(node.layer, node.shape) for node in self._nodes[1:]]
+        return rows
+
+    def summary(self, print_fn=None) -> None:
+        """Print the layers, their output shapes and parameter counts, like Keras."""
+        print_fn = print_fn or print
+        if not self.built:
+            raise ValueError(
+                f"{self.name}.summary: this model has not yet been built. Give it an input shape "
+                "(ember.layers.Input(shape=...)) or call it on a batch of data first"
+            )
+        title = "Sequential" if type(self).__name__ == "Sequential" else "Model"
+        try:
+            rows = [
+                (f"{layer.name} ({type(layer).__name__})", str(shape), layer.count_params())
+                for layer, shape in self._layer_output_shapes()
+            ]
+        except NotImplementedError:
+            rows = [
+                (f"{layer.name} ({type(layer).__name__})", "?", layer.count_params())
+                for layer in self._sublayers()
+            ]
+        widths = (34, 26, 12)
+        line = "─" * sum(widths)
+        out = [
+            f'{title}: "{self.name}"',
+            line,
+            f"{'Layer (type)':<{widths[0]}}{'Output Shape':<{widths[1]}}{'Param #':>{widths[2]}}",
+            "═" * sum(widths),
+        ]
+        for name, shape, count in rows:
+            out.append(f"{name:<{widths[0]}}{shape:<{widths[1]}}{count:>{widths[2]},}")
+        out.append(line)
+        total = self.count_params()
+        trainable = int(sum(p.size for p in self.trainable_weights))
+        itemsize = self.dtype.itemsize
+        out.append(f" Total params: {total:,} ({_human_bytes(total * itemsize)})")
+        out.append(f" Trainable params: {trainable:,} ({_human_bytes(trainable * itemsize)})")
+        out.append(
+            f" Non-trainable params: {total - trainable:,} "
+            f"({_human_bytes((total - trainable) * itemsize)})"
+        )
+        print_fn("\n".join(out))
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write architecture, weights, compile settings and optimizer state to one file,
+        atomically (a crash never leaves a half-written file). Reload with
+        :func:`ember.models.load_model`."""
+        from ember.models.saving import save_model
+
+        save_model(self, path)
+
+    def save_weights(self, path) -> None:
+        from ember.models.saving import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """Load weights saved by ``save``/``save_weights``; on any error the model is unchanged."""
+        from ember.models.saving import load_weights
+
+        load_weights(self, path)
+
+
+class Sequential(Model):
+    """A plain stack of layers, each feeding the next.
+
+    Example:
+        >>> model = ember.models.Sequential([
+        ...     ember.layers.Input(shape=(64,)),
+        ...     ember.layers.Dense(32, activation="relu"),
+        ...     ember.layers.Dense(10, activation="softmax"),
+        ... ])
+        >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+        ...               metrics=["accuracy"])
+        >>> history = model.fit(x_train, y_train, epochs=5, validation_split=0.1)
+    """
+
+    def __init__(self, layers=None, name: str | None = None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._stack: list[Layer] = []
+        self._input_layer: InputLayer | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer) -> None:
+        """Append a layer (or an ``Input(shape=...)`` to declare the input shape first)."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
+            if self._stack or self._input_layer is not None:
+                raise ValueError(f"{self.name}: Input(...) must come first in a Sequential model")
+            self._input_layer = layer.layer
+            return
+        if isinstance(layer, InputLayer):
+            self._input_layer = layer
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"{self.name}.add: expected a Layer, got {type(layer).__name__} ({layer!r})"
+            )
+        self._stack.append(layer)
+        if self._input_layer is not None:
+            self.build((None,) + self._input_layer.shape)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._stack)
+
+    def _sublayers(self) -> list[Layer]:
+        return list(self._stack)
+
+    def build(self, input_shape=None) -> None:
+        """Create every layer's weights for per-sample inputs of ``input_shape[1:]``."""
+        if input_shape is None:
+            if self._input_layer is None:
+                raise ValueError(f"{self.name}.build needs an input shape")
+            input_shape = (None,) + self._input_layer.shape
+        probe = Tensor(np.zeros((1,) + tuple(input_shape[1:]), dtype=self.dtype))
+        with no_grad():
+            for layer in self._stack:
+                probe = layer(probe, training=False)
+        self._build_shape = (None,) + tuple(input_shape[1:])
+        self.built = bool(self._stack)
+
+    def __call__(self, inputs, training: bool | None = None, **kwargs):
+        if not self.built and not isinstance(inputs, SymbolicTensor):
+            array = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+            self.build((None,) + array.shape[1:])
+        return super().__call__(inputs, training=training, **kwargs)
+
+    def call(self, inputs, training=False):
+        if self._input_layer is not None:
+            self._input_layer._check_input(inputs)
+        for layer in self._stack:
+            inputs = layer(inputs, training=training)
+        return inputs
+
+    def _layer_output_shapes(self):
+        probe = Tensor(np.zeros((1,) + tuple(self._build_shape[1:]), dtype=self.dtype))
+        rows = []
+        with no_grad():
+            for layer in self._stack:
+                probe = layer(probe, training=False)
+                rows.append((layer, (None,) + tuple(probe.shape[1:])))
+        return rows
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "input_shape": None if self._build_shape is None else list(self._build_shape[1:]),
+            "layers": [
+                {"class_name": type(l).__name__, "config": l.get_config()} for l in self._stack
+            ],
+        }
+
+
+def _progress_bar(verbose: int, total: int, desc: str):
+    if verbose != 1:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="batch",
+        file=sys.stdout,
+        leave=True,
+        dynamic_ncols=True,
+        mininterval=0.2,
+    )
+
+
+def _format_logs(logs: dict) -> str:
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n:.2f} GB"
