@@ -73,6 +73,16 @@ __all__ = [
     "tanh",
     "where",
     "__version__",
+    "activations",
+    "callbacks",
+    "datasets",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "regularizers",
 ]
 
 from ember import (  # noqa: E402

@@ -53,7 +53,7 @@ class History(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
 
     def __init__(self, **hooks):
         super().__init__()

@@ -47,8 +47,11 @@ def build_model(kind: str, num_inputs: int, num_classes: int):
     else:
         hidden = []
     return models.Sequential(
-        [layers.Input(shape=(num_inputs,)), *hidden,
-         layers.Dense(num_classes, activation="softmax")],
+        [
+            layers.Input(shape=(num_inputs,)),
+            *hidden,
+            layers.Dense(num_classes, activation="softmax"),
+        ],
         name=f"{kind}",
     )
 
@@ -61,13 +64,18 @@ def _train(args) -> int:
     model = build_model(args.model, x_train.shape[1], int(y_train.max()) + 1)
     optimizer = ember.optimizers.get(args.optimizer)
     optimizer.learning_rate = args.learning_rate
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     if args.verbose:
         model.summary()
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-              validation_split=args.validation_split, verbose=args.verbose)
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        validation_split=args.validation_split,
+        verbose=args.verbose,
+    )
     elapsed = time.perf_counter() - start
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
     output = Path(args.output or f"{args.dataset}_{args.model}.ember")
@@ -101,42 +109,83 @@ def make_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model and save it",
-                           description="Train a model on a dataset, report its test accuracy "
-                           "and save it to one file.")
-    train.add_argument("--dataset", choices=DATASETS, default="digits",
-                       help="digits: bundled 8x8 UCI digits (no network); fashion_mnist / mnist: "
-                       "IDX files from --data-dir, the cache or a download (default: digits)")
-    train.add_argument("--model", choices=MODELS, default="mlp",
-                       help="mlp: two ReLU hidden layers (256, 128); linear: softmax regression "
-                       "(default: mlp)")
-    train.add_argument("--epochs", type=_positive_int, default=20,
-                       help="passes over the training data (default: 20)")
-    train.add_argument("--batch-size", type=_positive_int, default=32,
-                       help="samples per gradient step (default: 32)")
+    train = sub.add_parser(
+        "train",
+        help="train a model and save it",
+        description="Train a model on a dataset, report its test accuracy and save it to one file.",
+    )
+    train.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="digits",
+        help="digits: bundled 8x8 UCI digits (no network); fashion_mnist / mnist: "
+        "IDX files from --data-dir, the cache or a download (default: digits)",
+    )
+    train.add_argument(
+        "--model",
+        choices=MODELS,
+        default="mlp",
+        help="mlp: two ReLU hidden layers (256, 128); linear: softmax regression (default: mlp)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=20,
+        help="passes over the training data (default: 20)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=32,
+        help="samples per gradient step (default: 32)",
+    )
     train.add_argument("--optimizer", default="adam", help="optimizer name (default: adam)")
-    train.add_argument("--learning-rate", type=float, default=1e-3,
-                       help="learning rate (default: 0.001)")
-    train.add_argument("--validation-split", type=float, default=0.1,
-                       help="fraction of training data held out for validation, taken from the "
-                       "end (default: 0.1)")
-    train.add_argument("--seed", type=int, default=0,
-                       help="random seed for weights and shuffling (default: 0)")
-    train.add_argument("--output", default=None,
-                       help="where to save the model (default: <dataset>_<model>.ember)")
-    train.add_argument("--data-dir", default=None,
-                       help="directory holding the dataset's IDX files (fashion_mnist/mnist)")
-    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                       help="0 silent, 1 progress bar, 2 one line per epoch (default: 1)")
+    train.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="learning rate (default: 0.001)"
+    )
+    train.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        help="fraction of training data held out for validation, taken from the end (default: 0.1)",
+    )
+    train.add_argument(
+        "--seed", type=int, default=0, help="random seed for weights and shuffling (default: 0)"
+    )
+    train.add_argument(
+        "--output", default=None, help="where to save the model (default: <dataset>_<model>.ember)"
+    )
+    train.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory holding the dataset's IDX files (fashion_mnist/mnist)",
+    )
+    train.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="0 silent, 1 progress bar, 2 one line per epoch (default: 1)",
+    )
     train.set_defaults(run=_train)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a saved model",
-                              description="Reload a saved model and report its test accuracy.")
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="evaluate a saved model",
+        description="Reload a saved model and report its test accuracy.",
+    )
     evaluate.add_argument("model_path", help="a file written by 'ember train' or model.save()")
-    evaluate.add_argument("--dataset", choices=DATASETS, default="digits",
-                          help="dataset whose test split is used (default: digits)")
-    evaluate.add_argument("--data-dir", default=None,
-                          help="directory holding the dataset's IDX files (fashion_mnist/mnist)")
+    evaluate.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="digits",
+        help="dataset whose test split is used (default: digits)",
+    )
+    evaluate.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory holding the dataset's IDX files (fashion_mnist/mnist)",
+    )
     evaluate.set_defaults(run=_evaluate)
     return parser
 

@@ -29,7 +29,8 @@ EPSILON = 1e-7
 
 
 class Loss:
-    """Base class: subclasses implement ``per_sample(y_true: ndarray, y_pred: Tensor) -> Tensor``."""
+    """Base class: subclasses implement ``per_sample(y_true, y_pred) -> Tensor`` (one value per
+    sample)."""
 
     name = "loss"
 

@@ -1,4 +1,4 @@
-"""``Model`` (functional or subclassed) and ``Sequential``: compile, fit, evaluate, predict, summary.
+"""``Model`` (functional or subclassed) and ``Sequential``: compile, fit, evaluate, predict.
 
 Example (functional):
     >>> inputs = ember.layers.Input(shape=(64,))

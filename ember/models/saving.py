@@ -82,7 +82,7 @@ def _read_verified(path: Path) -> dict[str, np.ndarray]:
             f"checkpoint '{path}' uses format v{version}; this Ember ({__version__}) reads "
             f"v1–v{FORMAT_VERSION}. Upgrade Ember to load it"
         )
-    payload = raw[_HEADER.size:]
+    payload = raw[_HEADER.size :]
     if len(payload) != length:
         raise CheckpointError(
             f"checkpoint '{path}' is corrupted or truncated: expected {length} payload bytes, "
@@ -133,8 +133,9 @@ def _model_config(model) -> dict:
             "config": {
                 "name": model.name,
                 "input_shape": list(model._input.shape[1:]),
-                "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
-                           for l in layers],
+                "layers": [
+                    {"class_name": type(l).__name__, "config": l.get_config()} for l in layers
+                ],
                 "nodes": nodes,
             },
         }
@@ -184,8 +185,9 @@ def save_model(model, path) -> None:
     config = {
         "ember_version": __version__,
         "model": _model_config(model),
-        "weights": [{"name": p.name, "shape": list(p.shape), "dtype": p.dtype.name}
-                    for p in model.weights],
+        "weights": [
+            {"name": p.name, "shape": list(p.shape), "dtype": p.dtype.name} for p in model.weights
+        ],
     }
     arrays = _weight_arrays(model)
     if model.compiled:
@@ -201,8 +203,10 @@ def save_model(model, path) -> None:
             compile_config["optimizer_state"] = {
                 "iterations": state["iterations"],
                 "params": [param_ids[id(p)] for p in optimizer.params],
-                "scalars": [{k: v for k, v in s.items() if not isinstance(v, np.ndarray)}
-                            for s in state["state"]],
+                "scalars": [
+                    {k: v for k, v in s.items() if not isinstance(v, np.ndarray)}
+                    for s in state["state"]
+                ],
             }
             for i, s in enumerate(state["state"]):
                 for key, value in s.items():
@@ -216,8 +220,9 @@ def save_weights(model, path) -> None:
     path = _resolve(path)
     config = {
         "ember_version": __version__,
-        "weights": [{"name": p.name, "shape": list(p.shape), "dtype": p.dtype.name}
-                    for p in model.weights],
+        "weights": [
+            {"name": p.name, "shape": list(p.shape), "dtype": p.dtype.name} for p in model.weights
+        ],
     }
     _write_atomic(path, _pack(config, _weight_arrays(model)))
 
@@ -279,12 +284,15 @@ def load_model(path, compile: bool = True):  # noqa: A002
             for i, scalars in enumerate(opt_state["scalars"]):
                 prefix = f"optimizer/{i}/"
                 state = dict(scalars)
-                state.update({k[len(prefix):]: v for k, v in arrays.items()
-                              if k.startswith(prefix)})
+                state.update(
+                    {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                )
                 states.append(state)
-            model.optimizer.load_state_dict({
-                "iterations": opt_state["iterations"],
-                "config": compile_config["optimizer"]["config"],
-                "state": states,
-            })
+            model.optimizer.load_state_dict(
+                {
+                    "iterations": opt_state["iterations"],
+                    "config": compile_config["optimizer"]["config"],
+                    "state": states,
+                }
+            )
     return model
