@@ -11,7 +11,7 @@ import numpy as np
 from ember import initializers as initializers_module
 from ember import regularizers as regularizers_module
 from ember.backend import float_dtype
-from ember.tensor import Tensor, _as_array
+from ember.tensor import Tensor, _as_array, no_grad
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
 LAYER_CLASSES: dict[str, type] = {}
@@ -209,9 +209,7 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} must implement call(inputs)")
 
     def __call__(self, inputs, training: bool | None = None, **kwargs):
-        from ember.layers.core import SymbolicTensor  # functional API: record, don't compute
-
-        if isinstance(inputs, SymbolicTensor):
+        if isinstance(inputs, SymbolicTensor):  # functional API: record the call, don't compute
             return inputs.apply(self, kwargs)
         inputs = self._convert_input(inputs)
         if not self.built:
@@ -280,3 +278,26 @@ class Layer:
 
 
 Layer._call_takes_training = False
+
+
+class SymbolicTensor:
+    """A placeholder flowing through layers to describe a functional model's graph.
+
+    It carries a shape with ``None`` for the batch axis and the layer call that produced it.
+    """
+
+    def __init__(self, shape: tuple, layer: Layer, inputs: tuple, kwargs: dict | None = None):
+        self.shape = shape
+        self.layer = layer
+        self.inputs = inputs
+        self.kwargs = kwargs or {}
+
+    def apply(self, layer: Layer, kwargs: dict) -> SymbolicTensor:
+        # Shape inference by running the layer on a zero batch of one sample.
+        probe = Tensor(np.zeros((1,) + self.shape[1:], dtype=layer.dtype))
+        with no_grad():
+            out = layer(probe, training=False, **kwargs)
+        return SymbolicTensor((None,) + tuple(out.shape[1:]), layer, (self,), kwargs)
+
+    def __repr__(self) -> str:
+        return f"<SymbolicTensor shape={self.shape} from {self.layer.name!r}>"

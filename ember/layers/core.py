@@ -8,8 +8,7 @@ from ember import activations as activations_module
 from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
-from ember.layers.base import InputSpec, Layer
-from ember.tensor import Tensor, no_grad
+from ember.layers.base import InputSpec, Layer, SymbolicTensor
 
 
 class Dense(Layer):
@@ -157,29 +156,6 @@ class InputLayer(Layer):
 
     def get_config(self):
         return {**super().get_config(), "shape": list(self.shape)}
-
-
-class SymbolicTensor:
-    """A placeholder flowing through layers to describe a functional model's graph.
-
-    It carries a shape with ``None`` for the batch axis and the layer call that produced it.
-    """
-
-    def __init__(self, shape: tuple, layer: Layer, inputs: tuple, kwargs: dict | None = None):
-        self.shape = shape
-        self.layer = layer
-        self.inputs = inputs
-        self.kwargs = kwargs or {}
-
-    def apply(self, layer: Layer, kwargs: dict) -> SymbolicTensor:
-        # Shape inference by running the layer on a zero batch of one sample.
-        probe = Tensor(np.zeros((1,) + self.shape[1:], dtype=layer.dtype))
-        with no_grad():
-            out = layer(probe, training=False, **kwargs)
-        return SymbolicTensor((None,) + tuple(out.shape[1:]), layer, (self,), kwargs)
-
-    def __repr__(self) -> str:
-        return f"<SymbolicTensor shape={self.shape} from {self.layer.name!r}>"
 
 
 def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:  # noqa: N802 (Keras)
