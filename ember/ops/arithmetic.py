@@ -60,7 +60,9 @@ def power(base, exponent) -> Tensor:
         base = as_tensor(base)
         p = exponent
         x = base.data
-        out = x**p if not isinstance(p, np.ndarray) else x ** p.astype(x.dtype)
+        if isinstance(p, (np.ndarray, np.generic)) and x.dtype.kind == "f":
+            p = p.astype(x.dtype)  # a float64 NumPy exponent must not up-cast float32
+        out = x**p
         if isinstance(p, (int, float)) and p == 2:
             return Tensor._from_op(out, (base,), lambda g: (g * 2 * x,), "pow")
 
@@ -108,10 +110,10 @@ def matmul(a, b) -> Tensor:
         x2 = x[None, :] if x.ndim == 1 else x
         w2 = w[:, None] if w.ndim == 1 else w
         g2 = g
+        if w.ndim == 1:  # restore w's dropped last axis first: for 1-D @ 1-D, g is 0-d
+            g2 = xp.expand_dims(g2, -1)
         if x.ndim == 1:
             g2 = xp.expand_dims(g2, -2)
-        if w.ndim == 1:
-            g2 = xp.expand_dims(g2, -1)
         ga = gb = None
         if a.requires_grad:
             ga = g2 @ xp.swapaxes(w2, -1, -2)

@@ -47,7 +47,7 @@ def clip(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
     """Clamp to ``[min, max]``; the gradient passes where ``min <= x <= max`` (PyTorch's rule)."""
     if min is None and max is None:
         raise ValueError("clip needs at least one of min and max")
-    out = xp.clip(x.data, min, max)
+    out = xp.clip(x.data, min, max).astype(x.dtype, copy=False)  # np.float64 bounds up-cast
 
     def backward(g):
         inside = xp.ones(x.data.shape, dtype=bool)
@@ -63,7 +63,7 @@ def clip(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
 def _tie_split(a: Tensor, b: Tensor, a_wins: np.ndarray, g: np.ndarray):
     """Route ``g`` to the winning operand; on a tie each gets half (PyTorch's maximum rule)."""
     ties = a.data == b.data
-    share_a = a_wins + 0.5 * ties
+    share_a = (a_wins + 0.5 * ties).astype(g.dtype)  # bool + 0.5 would be float64
     ga = unbroadcast(g * share_a, a.shape) if a.requires_grad else None
     gb = unbroadcast(g * (1 - share_a), b.shape) if b.requires_grad else None
     return ga, gb

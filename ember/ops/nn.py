@@ -14,12 +14,21 @@ from ember.ops.elementwise import stable_sigmoid
 from ember.tensor import Tensor
 
 
-def _shifted(z: np.ndarray, axis: int):
+def _as_targets(targets, dtype) -> np.ndarray:
+    """Targets as an array of the logits' dtype: float64 targets must not up-cast float32."""
+    return np.asarray(targets.data if isinstance(targets, Tensor) else targets, dtype=dtype)
+
+
+def _safe_max(z: np.ndarray, axis: int) -> np.ndarray:
     m = z.max(axis=axis, keepdims=True)
     if not np.isfinite(m).all():
         # An all -inf row stays NaN (as PyTorch); a +inf entry is handled like a huge value.
         m = np.where(np.isfinite(m), m, 0)
-    return z - m
+    return m
+
+
+def _shifted(z: np.ndarray, axis: int):
+    return z - _safe_max(z, axis)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -43,8 +52,8 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 
 def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
-    shifted = _shifted(x.data, axis)
-    m = x.data - shifted
+    m = _safe_max(x.data, axis)  # keepdims shape, so that `s + m` stays reduced
+    shifted = x.data - m
     s = xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
     out = s + m
 
@@ -90,6 +99,7 @@ def sparse_softmax_cross_entropy(logits: Tensor, labels: np.ndarray) -> Tensor:
 def softmax_cross_entropy(logits: Tensor, targets: np.ndarray, axis: int = -1) -> Tensor:
     """Per-sample ``-sum(y * log softmax(z))`` for target distributions ``y`` (one-hot or soft)."""
     z = logits.data
+    targets = _as_targets(targets, z.dtype)
     shifted = _shifted(z, axis)
     lse = xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
     log_p = shifted - lse
@@ -108,6 +118,7 @@ def softmax_cross_entropy(logits: Tensor, targets: np.ndarray, axis: int = -1) -
 def sigmoid_binary_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
     """Elementwise ``-(y log σ(z) + (1-y) log(1-σ(z)))`` as ``max(z,0) - z y + log1p(e^-|z|)``."""
     z = logits.data
+    targets = _as_targets(targets, z.dtype)
     out = xp.maximum(z, 0) - z * targets + xp.log1p(xp.exp(-xp.abs(z)))
 
     def backward(g):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from ember.backend import xp
 from ember.ops._core import expand_reduced, normalize_axes
 from ember.tensor import Tensor
@@ -26,7 +28,8 @@ def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     shape = x.shape
 
     def backward(g):
-        return (expand_reduced(g / max(count, 1), shape, axes, keepdims),)
+        # builtins.max: this module's own max() shadows the builtin
+        return (expand_reduced(g / builtins.max(count, 1), shape, axes, keepdims),)
 
     return Tensor._from_op(xp.asarray(out, dtype=x.dtype), (x,), backward, "mean")
 
@@ -40,7 +43,7 @@ def _extremum(x: Tensor, axis, keepdims: bool, fn, name: str) -> Tensor:
     def backward(g):
         # Ties share the gradient evenly, so it always sums to the upstream value (torch.amax).
         winners = x.data == out
-        count = winners.sum(axis=axes, keepdims=True)
+        count = winners.sum(axis=axes, keepdims=True).astype(g.dtype)  # int count would up-cast
         return (expand_reduced(g, x.shape, axes, keepdims) * winners / count,)
 
     result = out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axes])
