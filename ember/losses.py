@@ -54,6 +54,9 @@ class Loss:
                     f"{self.name}: sample_weight has {weights.shape[0]} entries for "
                     f"{per_sample.shape[0]} samples"
                 )
+            # (N,) weights against (N, T) losses (sequence outputs) scale whole samples, as in
+            # Keras: align them on the batch axis instead of broadcasting against the last one.
+            weights = weights.reshape(weights.shape + (1,) * (per_sample.ndim - 1))
             per_sample = per_sample * weights
         return ops.mean(per_sample) if per_sample.size else ops.sum(per_sample)
 
@@ -197,7 +200,7 @@ def check_class_labels(name: str, labels: np.ndarray, num_classes: int) -> np.nd
             bad = int(np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))[0])
             raise ValueError(
                 f"{name}: labels must be whole class indices; label at index {bad} is "
-                f"{labels.reshape(-1)[bad]!r}"
+                f"{labels.reshape(-1)[bad].item()!r}"  # 0.5, not np.float64(0.5)
             )
     labels = labels.astype(np.intp, copy=False)
     outside = (labels < 0) | (labels >= num_classes)

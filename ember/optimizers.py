@@ -210,6 +210,9 @@ class Adam(Optimizer):
         super().__init__(params, learning_rate)
         self.beta_1 = _check_number("beta_1", beta_1, "Adam", 0.0, 1.0)
         self.beta_2 = _check_number("beta_2", beta_2, "Adam", 0.0, 1.0)
+        for name, beta in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
+            if beta == 1.0:  # the bias correction 1 - beta^t would divide by zero at every step
+                raise ValueError(f"Adam: {name} must be in [0, 1), got {beta}")
         self.epsilon = _check_number("epsilon", epsilon, "Adam")
 
     def _update(self, param, grad, state):

@@ -11,6 +11,7 @@ import numpy as np
 from ember import initializers as initializers_module
 from ember import regularizers as regularizers_module
 from ember.backend import float_dtype
+from ember.ops import cast
 from ember.tensor import Tensor, _as_array, no_grad
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
@@ -227,9 +228,7 @@ class Layer:
         if isinstance(inputs, Tensor):
             if inputs.dtype.kind == "f" and inputs.dtype == self.dtype:
                 return inputs
-            if inputs.dtype.kind in "biuf":
-                from ember.ops import cast
-
+            if inputs.dtype.kind in "iuf":
                 return cast(inputs, self.dtype)
         array = _as_array(inputs)
         if array.dtype.kind not in "iuf":
