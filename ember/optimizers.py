@@ -33,6 +33,7 @@ class Optimizer:
         self.params: list[Tensor] = []
         self.state: list[dict] = []
         self.iterations = 0
+        self._scratch: dict[int, np.ndarray] = {}  # per-parameter work buffers, never saved
         if params is not None:
             self.add_params(params)
 
@@ -222,17 +223,25 @@ class Adam(Optimizer):
             state["v"] = np.zeros_like(param.data)
         state["step"] += 1
         t, m, v = state["step"], state["m"], state["v"]
-        m += (1 - self.beta_1) * (grad - m)
+        # One reusable scratch buffer per parameter: no temporaries allocated per step.
+        scratch = self._scratch.get(id(param))
+        if scratch is None or scratch.shape != m.shape or scratch.dtype != m.dtype:
+            scratch = self._scratch[id(param)] = np.empty_like(m)
+        np.subtract(grad, m, out=scratch)
+        scratch *= 1 - self.beta_1
+        m += scratch  # m ← m + (1−β₁)(g − m), i.e. β₁m + (1−β₁)g
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.beta_2
         v *= self.beta_2
-        v += (1 - self.beta_2) * (grad * grad)
+        v += scratch
         bias1 = 1 - self.beta_1**t
         bias2_sqrt = math.sqrt(1 - self.beta_2**t)
-        denom = np.sqrt(v)
-        denom /= bias2_sqrt
-        denom += self.epsilon
-        np.divide(m, denom, out=denom)
-        denom *= self.learning_rate / bias1
-        param.data -= denom
+        np.sqrt(v, out=scratch)
+        scratch /= bias2_sqrt
+        scratch += self.epsilon
+        np.divide(m, scratch, out=scratch)
+        scratch *= self.learning_rate / bias1
+        param.data -= scratch
 
     def get_config(self):
         return {
