@@ -10,10 +10,12 @@ from ember.tensor import (  # noqa: I001 (tensor must load before ops)
     Tensor,
     default_rng,
     enable_grad,
+    get_rng_state,
     grad,
     is_grad_enabled,
     manual_seed,
     no_grad,
+    set_rng_state,
     tensor,
 )
 from ember import ops
@@ -51,6 +53,8 @@ __all__ = [
     "grad",
     "manual_seed",
     "default_rng",
+    "get_rng_state",
+    "set_rng_state",
     "gradcheck",
     "ops",
     "abs",

@@ -35,6 +35,8 @@ __all__ = [
     "grad",
     "manual_seed",
     "default_rng",
+    "get_rng_state",
+    "set_rng_state",
 ]
 
 
@@ -101,6 +103,22 @@ def manual_seed(seed: int) -> None:
 def default_rng() -> np.random.Generator:
     """The generator Ember draws from; reseeded by :func:`manual_seed`."""
     return _rng
+
+
+def get_rng_state() -> dict:
+    """The state of Ember's generator as plain JSON-able data (checkpoints store it)."""
+    return _rng.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a state from :func:`get_rng_state`, so shuffling and dropout continue exactly."""
+    global _rng
+    generator = np.random.default_rng()
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"not a valid Ember RNG state: {exc}") from None
+    _rng = generator
 
 
 # --------------------------------------------------------------------------------------------

@@ -120,11 +120,13 @@ class Model(Layer):
         """
         if loss is None:
             raise ValueError(f'{self.name}.compile: a loss is required, e.g. loss="mse"')
-        self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
+        # Resolve everything before assigning: a failed compile leaves the model as it was.
+        optimizer = optimizers_module.get(optimizer)
+        loss = losses_module.get(loss)
         if isinstance(metrics, (str, bytes)) or callable(metrics):
             metrics = [metrics]
-        self._metric_specs = metrics_module.validate_names(metrics or [])
+        metric_specs = metrics_module.validate_names(metrics or [])
+        self.optimizer, self.loss, self._metric_specs = optimizer, loss, metric_specs
         self._metrics = None
         self.compiled = True
 
@@ -144,7 +146,7 @@ class Model(Layer):
         return self._metrics
 
     # ---------------------------------------------------------------- data checks
-    def _check_x(self, x, method: str) -> np.ndarray:
+    def _check_x(self, x, method: str, cast: bool = True) -> np.ndarray:
         if isinstance(x, Tensor):
             x = x.data
         try:
@@ -158,9 +160,11 @@ class Model(Layer):
             )
         if x.ndim == 0:
             raise ValueError(f"{method}: x must have a batch axis; got a scalar")
-        if x.dtype != self.dtype:
+        if cast and x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        if x.dtype.kind == "f":
+        # min/max propagate NaN and expose ±inf without an O(N) mask; the mask is built only
+        # to report the first bad row.
+        if x.dtype.kind == "f" and x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
             bad = ~np.isfinite(x)
             if bad.any():
                 rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
@@ -170,8 +174,8 @@ class Model(Layer):
                 )
         return x
 
-    def _check_xy(self, x, y, method: str, sample_weight=None):
-        x = self._check_x(x, method)
+    def _check_xy(self, x, y, method: str, sample_weight=None, cast: bool = True):
+        x = self._check_x(x, method, cast)
         if y is None:
             raise ValueError(f"{method}: y (the targets) is required")
         y = y.data if isinstance(y, Tensor) else np.asarray(y)
@@ -217,6 +221,15 @@ class Model(Layer):
             self.optimizer.add_params(self.parameters())
         self.optimizer.zero_grad()
         loss.backward()
+        for p in self.optimizer.params:  # a finite loss can still have an inf/NaN gradient
+            g = p.grad
+            # one cheap pass (a sum propagates NaN/inf); the exact test only when it fails
+            if g is not None and not math.isfinite(g.sum()) and not np.isfinite(g).all():
+                self.optimizer.zero_grad()
+                raise NonFiniteLossError(
+                    f"the gradient of weight {p.name!r} {p.shape} is not finite although the "
+                    f"loss is {value}; the update was skipped"
+                )
         self.optimizer.step()
         return value, y_pred.data
 
@@ -295,10 +308,14 @@ class Model(Layer):
                     index = order[step * batch_size : (step + 1) * batch_size]
                     xb, yb = x[index], y[index]
                     wb = None if sample_weight is None else sample_weight[index]
-                    value, y_pred = self.train_step(xb, yb, wb)
-                    if not math.isfinite(value):
+                    try:
+                        value, y_pred = self.train_step(xb, yb, wb)
+                        problem = None if math.isfinite(value) else f"the loss became {value}"
+                    except NonFiniteLossError as exc:
+                        problem = str(exc)
+                    if problem is not None:
                         raise NonFiniteLossError(
-                            f"{method}: the loss became {value} at epoch {epoch + 1}, batch "
+                            f"{method}: {problem} at epoch {epoch + 1}, batch "
                             f"{step + 1} of {steps}; training stopped and the weights are those "
                             "after the last finite step. Lower the learning rate, scale the "
                             "inputs, or check the data and labels"
@@ -377,7 +394,8 @@ class Model(Layer):
         method = f"{self.name}.evaluate"
         self._require_compiled("evaluate")
         batch_size = self._check_positive_int("batch_size", batch_size, method)
-        x, y, sample_weight = self._check_xy(x, y, method, sample_weight)
+        # No whole-array cast: each batch is cast as it is used, so memory does not grow with N.
+        x, y, sample_weight = self._check_xy(x, y, method, sample_weight, cast=False)
         logs = self._evaluate_arrays(x, y, batch_size, sample_weight)
         if verbose:
             print(_format_logs(logs), flush=True)
@@ -391,21 +409,24 @@ class Model(Layer):
         does not grow with the number of samples."""
         method = f"{self.name}.predict"
         batch_size = self._check_positive_int("batch_size", batch_size, method)
-        x = self._check_x(x, method)
-        chunks = []
+        x = self._check_x(x, method, cast=False)  # each batch is cast as it is used
+        result = None
         bar = _progress_bar(verbose, math.ceil(len(x) / batch_size), "predict")
         try:
             with no_grad():
                 if len(x) == 0:
                     return self(x, training=False).data.copy()
                 for start in range(0, len(x), batch_size):
-                    chunks.append(self(x[start : start + batch_size], training=False).data)
+                    chunk = self(x[start : start + batch_size], training=False).data
+                    if result is None:  # filled in place: no list of chunks plus a copy
+                        result = np.empty((len(x),) + chunk.shape[1:], dtype=chunk.dtype)
+                    result[start : start + len(chunk)] = chunk
                     if bar is not None:
                         bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
-        return np.concatenate(chunks, axis=0)
+        return result
 
     def predict_on_batch(self, x) -> np.ndarray:
         with no_grad():

@@ -35,6 +35,7 @@ from ember import losses as losses_module
 from ember import optimizers as optimizers_module
 from ember.layers.base import LAYER_CLASSES
 from ember.layers.core import Input
+from ember.tensor import get_rng_state, set_rng_state
 
 MAGIC = b"EMBERMDL"
 FORMAT_VERSION = 1
@@ -72,9 +73,14 @@ def _read_verified(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"'{path}' is a directory, not an Ember checkpoint file") from None
     if len(raw) == 0:
         raise CheckpointError(f"checkpoint '{path}' is empty (0 bytes): the save never completed")
-    if len(raw) < _HEADER.size or raw[:8] != MAGIC:
+    if raw[: len(MAGIC)] != MAGIC[: len(raw)]:  # a prefix of the magic is a truncated file
         raise CheckpointError(
             f"'{path}' is not an Ember checkpoint (it starts with {raw[:8]!r}, expected {MAGIC!r})"
+        )
+    if len(raw) < _HEADER.size:
+        raise CheckpointError(
+            f"checkpoint '{path}' is corrupted or truncated: only {len(raw)} bytes, shorter than "
+            f"the {_HEADER.size}-byte header"
         )
     _, version, length, digest = _HEADER.unpack_from(raw)
     if version > FORMAT_VERSION:
@@ -180,14 +186,30 @@ def _weight_arrays(model) -> dict[str, np.ndarray]:
     return {f"weight/{i}": p.data for i, p in enumerate(model.weights)}
 
 
+def _weight_names(model) -> list[str]:
+    """``"layer/weight"`` for each of ``model.weights`` (same order), for specs and errors."""
+    owner: dict[int, str] = {}
+    for layer in model._all_layers():
+        for p in layer._weights:
+            owner.setdefault(id(p), layer.name)
+    return [f"{owner.get(id(p), model.name)}/{p.name}" for p in model.weights]
+
+
+def _weight_specs(model) -> list[dict]:
+    return [
+        {"name": name, "shape": list(p.shape), "dtype": p.dtype.name}
+        for name, p in zip(_weight_names(model), model.weights)
+    ]
+
+
 def save_model(model, path) -> None:
     path = _resolve(path)
     config = {
         "ember_version": __version__,
         "model": _model_config(model),
-        "weights": [
-            {"name": p.name, "shape": list(p.shape), "dtype": p.dtype.name} for p in model.weights
-        ],
+        "weights": _weight_specs(model),
+        # so that a resumed fit shuffles (and drops out) exactly as an uninterrupted one
+        "rng_state": get_rng_state(),
     }
     arrays = _weight_arrays(model)
     if model.compiled:
@@ -220,9 +242,7 @@ def save_weights(model, path) -> None:
     path = _resolve(path)
     config = {
         "ember_version": __version__,
-        "weights": [
-            {"name": p.name, "shape": list(p.shape), "dtype": p.dtype.name} for p in model.weights
-        ],
+        "weights": _weight_specs(model),
     }
     _write_atomic(path, _pack(config, _weight_arrays(model)))
 
@@ -241,23 +261,35 @@ def load_weights(model, path) -> None:
     config = _config_of(arrays, path)
     values = _stored_weights(arrays, config, path)
     params = model.weights
+    names = _weight_names(model)
+    specs = config["weights"]
     problems = []
     if len(values) != len(params):
         problems.append(f"the file holds {len(values)} weights, the model has {len(params)}")
-    for p, v, spec in zip(params, values, config["weights"]):
+        if len(params) > len(values):
+            problems.append("missing from the file: " + ", ".join(names[len(values) :]))
+        else:
+            extra = ", ".join(spec["name"] for spec in specs[len(params) :])
+            problems.append("unexpected in the file: " + extra)
+    for p, v, spec, name in zip(params, values, specs, names):
         if v.shape != p.shape:
             problems.append(
-                f"size mismatch for {spec['name']}: the file has shape {v.shape}, the model's "
-                f"{p.name} has shape {p.shape}"
+                f"size mismatch for {name}: the file's {spec['name']} has shape {v.shape}, the "
+                f"model's has shape {p.shape}"
             )
     if problems:
         raise ValueError(f"cannot load '{path}' into {model.name}: " + "; ".join(problems))
     model.set_weights(values)
 
 
-def load_model(path, compile: bool = True):  # noqa: A002
+def load_model(path, compile: bool = True, restore_rng: bool = True):  # noqa: A002
     """Rebuild a model saved by ``model.save(path)`` with its weights (bit-exact), compile
-    settings and optimizer state."""
+    settings and optimizer state.
+
+    With ``restore_rng=True`` Ember's random generator is set back to its state at save time, so
+    training resumed from the checkpoint continues the saved run's exact trajectory (shuffling
+    included). Pass ``False`` to leave the current generator untouched.
+    """
     path = _resolve(path)
     arrays = _read_verified(path)
     config = _config_of(arrays, path)
@@ -269,6 +301,8 @@ def load_model(path, compile: bool = True):  # noqa: A002
     model = _model_from_config(config["model"])
     values = _stored_weights(arrays, config, path)
     model.set_weights(values)
+    if restore_rng and "rng_state" in config:
+        set_rng_state(config["rng_state"])
     compile_config = config.get("compile")
     if compile and compile_config:
         model.compile(
