@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ember import _registry
 from ember._registry import lookup
 from ember.backend import float_dtype
 from ember.tensor import default_rng
@@ -144,13 +145,12 @@ def get(identifier) -> Initializer:
 
 
 def serialize(initializer) -> dict | None:
-    for name, cls in _INITIALIZERS.items():
-        if type(initializer) is cls:
-            return {"name": name, "config": initializer.get_config()}
-    return None
+    """A built-in initializer's name and config; ``None`` for a custom one (saved weights make
+    it unnecessary to re-run)."""
+    return _registry.serialize("initializer", initializer, _INITIALIZERS, strict=False)
 
 
-def deserialize(spec):
+def deserialize(spec, default: str = "glorot_uniform"):
     if spec is None or isinstance(spec, str):
-        return get(spec or "zeros")
-    return lookup("initializer", spec["name"], _INITIALIZERS)(**spec.get("config", {}))
+        return get(spec or default)
+    return _registry.deserialize("initializer", spec, _INITIALIZERS)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember import ops
+from ember import _registry, ops
 from ember._registry import lookup
 from ember.ops import as_tensor
 from ember.tensor import Tensor
@@ -276,16 +276,11 @@ def get(identifier) -> Loss:
 
 
 def serialize(loss: Loss) -> dict:
-    for name, cls in _LOSSES.items():
-        if type(loss) is cls:
-            return {"name": name, "config": loss.get_config()}
-    raise ValueError(
-        f"cannot save a model compiled with the custom loss {loss!r}; recompile after loading"
-    )
+    return _registry.serialize("loss", loss, _LOSSES)
 
 
 def deserialize(spec: dict) -> Loss:
-    return lookup("loss", spec["name"], _LOSSES)(**spec.get("config", {}))
+    return _registry.deserialize("loss", spec, _LOSSES)
 
 
 class _FunctionLoss(Loss):

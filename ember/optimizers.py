@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ember import _registry
 from ember._registry import lookup
 from ember.tensor import Tensor
 
@@ -265,11 +266,8 @@ def get(identifier) -> Optimizer:
 
 
 def serialize(optimizer: Optimizer) -> dict:
-    for name, cls in _OPTIMIZERS.items():
-        if type(optimizer) is cls:
-            return {"name": name, "config": optimizer.get_config()}
-    raise ValueError(f"cannot save the custom optimizer {optimizer!r}")
+    return _registry.serialize("optimizer", optimizer, _OPTIMIZERS)
 
 
 def deserialize(spec: dict) -> Optimizer:
-    return lookup("optimizer", spec["name"], _OPTIMIZERS)(**spec.get("config", {}))
+    return _registry.deserialize("optimizer", spec, _OPTIMIZERS)

@@ -6,7 +6,7 @@ Example:
 
 from __future__ import annotations
 
-from ember import ops
+from ember import _registry, ops
 from ember._registry import lookup
 from ember.tensor import Tensor
 
@@ -76,13 +76,10 @@ def get(identifier):
 def serialize(regularizer) -> dict | None:
     if regularizer is None:
         return None
-    for name, cls in _REGULARIZERS.items():
-        if type(regularizer) is cls:
-            return {"name": name, "config": regularizer.get_config()}
-    raise ValueError(f"cannot save the custom regularizer {regularizer!r}")
+    return _registry.serialize("regularizer", regularizer, _REGULARIZERS)
 
 
 def deserialize(spec):
     if spec is None:
         return None
-    return lookup("regularizer", spec["name"], _REGULARIZERS)(**spec.get("config", {}))
+    return _registry.deserialize("regularizer", spec, _REGULARIZERS)

@@ -96,8 +96,11 @@ class Dense(Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("kernel_initializer", "bias_initializer"):
-            config[key] = initializers_module.deserialize(config.get(key))
+        for key, default in (
+            ("kernel_initializer", "glorot_uniform"),
+            ("bias_initializer", "zeros"),
+        ):
+            config[key] = initializers_module.deserialize(config.get(key), default)
         for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
             config[key] = regularizers_module.deserialize(config.get(key))
         return cls(**config)
