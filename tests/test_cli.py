@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import glob
 import io
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from _helpers import child_env
 
 from ember import cli
 
@@ -33,41 +30,6 @@ TRAIN_FLAGS = (
     "--data-dir",
     "--verbose",
 )
-
-
-def _openblas_thread_controls():
-    """(set, get) for the OpenBLAS bundled with NumPy, or None if it cannot be found."""
-    here = os.path.dirname(np.__file__)
-    for lib in sorted(glob.glob(os.path.join(here + ".libs", "*openblas*.so*"))):
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", "_64_", ""):
-                try:
-                    return (
-                        getattr(handle, f"{prefix}_set_num_threads{suffix}"),
-                        getattr(handle, f"{prefix}_get_num_threads{suffix}"),
-                    )
-                except AttributeError:
-                    continue
-    return None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    """One BLAS thread: on a shared 2-core machine OpenBLAS' spinning threads made training
-    the digits MLP ~15x slower."""
-    controls = _openblas_thread_controls()
-    if controls is None:
-        yield
-        return
-    set_threads, get_threads = controls
-    before = get_threads()
-    set_threads(1)
-    yield
-    set_threads(before)
 
 
 def _run_main(argv) -> tuple[int, str, str]:
@@ -210,7 +172,7 @@ def test_console_script_is_installed(tmp_path):
         text=True,
         timeout=120,
         cwd=str(tmp_path),
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        env=child_env(),
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("ember train: error:") and str(missing) in result.stderr

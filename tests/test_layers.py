@@ -18,14 +18,9 @@ import pytest
 import ember
 from ember import initializers, layers, ops, regularizers
 from ember.layers import base
-from ember.testing import gradcheck, require_torch
+from ember.testing import gradcheck
 
 ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "softmax"]
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return require_torch()
 
 
 @pytest.fixture

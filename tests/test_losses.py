@@ -27,12 +27,7 @@ import pytest
 
 import ember
 from ember import losses, metrics
-from ember.testing import assert_matches_torch, gradcheck, require_torch
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return require_torch()
+from ember.testing import assert_matches_torch, gradcheck
 
 
 def _f(torch):

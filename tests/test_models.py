@@ -16,9 +16,7 @@ interpreter, the same BLAS library and the same thread setting as the parent, an
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
-import glob
 import io
 import json
 import math
@@ -31,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import child_env, openblas_thread_controls
 
 import ember
 from ember import layers, models
@@ -41,52 +40,9 @@ TESTS = Path(__file__).resolve().parent
 
 
 # ------------------------------------------------------------------------------ environment
-def _openblas_thread_controls():
-    """(set, get) for the OpenBLAS bundled with NumPy, or None if it cannot be found."""
-    here = os.path.dirname(np.__file__)
-    for lib in sorted(glob.glob(os.path.join(here + ".libs", "*openblas*.so*"))):
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", "_64_", ""):
-                try:
-                    return (
-                        getattr(handle, f"{prefix}_set_num_threads{suffix}"),
-                        getattr(handle, f"{prefix}_get_num_threads{suffix}"),
-                    )
-                except AttributeError:
-                    continue
-    return None
-
-
-_BLAS = _openblas_thread_controls()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    """Run these tests with one BLAS thread (restored afterwards).
-
-    On a shared 2-core machine OpenBLAS' spinning worker threads made the small matrix products
-    of these tests ~25x slower; one thread is also what the fresh-process children get (via
-    OPENBLAS_NUM_THREADS=1), so bit-exact comparisons between processes compare like with like.
-    """
-    if _BLAS is None:
-        yield
-        return
-    set_threads, get_threads = _BLAS
-    before = get_threads()
-    set_threads(1)
-    yield
-    set_threads(before)
-
-
 def _run_child(code: str, timeout: float = 180) -> str:
     """Run ``code`` in a fresh interpreter (same venv, BLAS setting as this process)."""
-    env = dict(os.environ)
-    if _BLAS is not None:
-        env["OPENBLAS_NUM_THREADS"] = "1"
+    env = child_env()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -468,7 +424,7 @@ def _r1_train(seed: int) -> list[np.ndarray]:
 
 
 def _numerics_environment() -> dict:
-    blas = _openblas_thread_controls()
+    blas = openblas_thread_controls()
     config = np.show_config(mode="dicts")
     return {
         "python": sys.version,

@@ -22,15 +22,9 @@ import ember
 from ember import optimizers
 from ember.layers import Parameter
 from ember.optimizers import SGD, Adam
-from ember.testing import require_torch
 
 SHAPES = [(3, 4), (5,)]
 STEPS = 50
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return require_torch()
 
 
 def _initial(seed=0):

@@ -11,8 +11,6 @@ with ``shuffle=True`` draws the same batch orders as the uninterrupted run (P5, 
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import hashlib
 import io
 import json
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import child_env
 
 import ember
 from ember import layers, models
@@ -36,47 +35,8 @@ TESTS = Path(__file__).resolve().parent
 
 
 # ------------------------------------------------------------------------------ environment
-def _openblas_thread_controls():
-    """(set, get) for the OpenBLAS bundled with NumPy, or None if it cannot be found."""
-    here = os.path.dirname(np.__file__)
-    for lib in sorted(glob.glob(os.path.join(here + ".libs", "*openblas*.so*"))):
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", "_64_", ""):
-                try:
-                    return (
-                        getattr(handle, f"{prefix}_set_num_threads{suffix}"),
-                        getattr(handle, f"{prefix}_get_num_threads{suffix}"),
-                    )
-                except AttributeError:
-                    continue
-    return None
-
-
-_BLAS = _openblas_thread_controls()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    """One BLAS thread here and in the children (fast on a shared machine, and like with like
-    for the bit-exact comparisons across processes)."""
-    if _BLAS is None:
-        yield
-        return
-    set_threads, get_threads = _BLAS
-    before = get_threads()
-    set_threads(1)
-    yield
-    set_threads(before)
-
-
 def _run_child(code: str, timeout: float = 180) -> None:
-    env = dict(os.environ)
-    if _BLAS is not None:
-        env["OPENBLAS_NUM_THREADS"] = "1"
+    env = child_env()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
     result = subprocess.run(
         [sys.executable, "-c", code],
