@@ -20,6 +20,7 @@ import numpy as np
 
 from ember import _registry
 from ember._registry import lookup
+from ember.backend import xp
 from ember.tensor import Tensor
 
 
@@ -172,7 +173,7 @@ class SGD(Optimizer):
         if self.momentum:
             velocity = state.get("momentum_buffer")
             if velocity is None:
-                velocity = state["momentum_buffer"] = np.array(grad, copy=True)
+                velocity = state["momentum_buffer"] = xp.array(grad, copy=True)
             else:
                 velocity *= self.momentum
                 velocity += grad
@@ -220,27 +221,27 @@ class Adam(Optimizer):
     def _update(self, param, grad, state):
         if not state:
             state["step"] = 0
-            state["m"] = np.zeros_like(param.data)
-            state["v"] = np.zeros_like(param.data)
+            state["m"] = xp.zeros_like(param.data)
+            state["v"] = xp.zeros_like(param.data)
         state["step"] += 1
         t, m, v = state["step"], state["m"], state["v"]
         # One reusable scratch buffer per parameter: no temporaries allocated per step.
         scratch = self._scratch.get(id(param))
         if scratch is None or scratch.shape != m.shape or scratch.dtype != m.dtype:
-            scratch = self._scratch[id(param)] = np.empty_like(m)
-        np.subtract(grad, m, out=scratch)
+            scratch = self._scratch[id(param)] = xp.empty_like(m)
+        xp.subtract(grad, m, out=scratch)
         scratch *= 1 - self.beta_1
         m += scratch  # m ← m + (1−β₁)(g − m), i.e. β₁m + (1−β₁)g
-        np.multiply(grad, grad, out=scratch)
+        xp.multiply(grad, grad, out=scratch)
         scratch *= 1 - self.beta_2
         v *= self.beta_2
         v += scratch
         bias1 = 1 - self.beta_1**t
         bias2_sqrt = math.sqrt(1 - self.beta_2**t)
-        np.sqrt(v, out=scratch)
+        xp.sqrt(v, out=scratch)
         scratch /= bias2_sqrt
         scratch += self.epsilon
-        np.divide(m, scratch, out=scratch)
+        xp.divide(m, scratch, out=scratch)
         scratch *= self.learning_rate / bias1
         param.data -= scratch
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ember.backend import xp
 from ember.tensor import Tensor
 
 
@@ -57,5 +58,5 @@ def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
 def expand_reduced(grad: np.ndarray, shape: tuple, axes: tuple, keepdims: bool) -> np.ndarray:
     """Broadcast the gradient of a reduction back to the input's shape."""
     if not keepdims and axes:
-        grad = np.expand_dims(grad, axes)
-    return np.broadcast_to(grad, shape)
+        grad = xp.expand_dims(grad, axes)
+    return xp.broadcast_to(grad, shape)

@@ -21,9 +21,9 @@ def _as_targets(targets, dtype) -> np.ndarray:
 
 def _safe_max(z: np.ndarray, axis: int) -> np.ndarray:
     m = z.max(axis=axis, keepdims=True)
-    if not np.isfinite(m).all():
+    if not xp.isfinite(m).all():
         # An all -inf row stays NaN (as PyTorch); a +inf entry is handled like a huge value.
-        m = np.where(np.isfinite(m), m, 0)
+        m = xp.where(xp.isfinite(m), m, 0)
     return m
 
 
