@@ -10,6 +10,9 @@ import ctypes
 import functools
 import glob
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -42,3 +45,23 @@ def child_env() -> dict[str, str]:
     if openblas_thread_controls() is not None:
         env["OPENBLAS_NUM_THREADS"] = "1"
     return env
+
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+def run_child(code: str, timeout: float = 180) -> str:
+    """Run ``code`` in a fresh interpreter (same venv and BLAS setting); return its stdout."""
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=str(ROOT),
+    )
+    assert result.returncode == 0, f"child process failed:\n{result.stderr[-3000:]}"
+    return result.stdout

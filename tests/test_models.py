@@ -20,42 +20,21 @@ import gc
 import io
 import json
 import math
-import os
 import re
-import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import child_env, openblas_thread_controls
+from _helpers import openblas_thread_controls, run_child
 
 import ember
 from ember import layers, models
 from ember.models import NonFiniteLossError
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-
 
 # ------------------------------------------------------------------------------ environment
-def _run_child(code: str, timeout: float = 180) -> str:
-    """Run ``code`` in a fresh interpreter (same venv, BLAS setting as this process)."""
-    env = child_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=str(ROOT),
-    )
-    assert result.returncode == 0, f"child process failed:\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
 # ------------------------------------------------------------------------------ helpers
 def _mlp(inputs=4, hidden=8, classes=3, activation="tanh", **dense_kwargs):
     return models.Sequential(
@@ -444,7 +423,7 @@ def _r1_child(out_path: str) -> None:
 @pytest.fixture(scope="module")
 def r1_child_result(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("r1") / "weights.npz")
-    _run_child(f"import test_models as t; t._r1_child({out!r})")
+    run_child(f"import test_models as t; t._r1_child({out!r})")
     with np.load(out, allow_pickle=False) as archive:
         weights = [archive[f"arr_{i}"] for i in range(len(archive.files))]
     return weights, json.loads(Path(out + ".json").read_text())

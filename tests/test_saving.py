@@ -16,39 +16,20 @@ import io
 import json
 import os
 import struct
-import subprocess
-import sys
 import types
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import child_env
+from _helpers import run_child
 
 import ember
 from ember import layers, models
 from ember.models import saving
 from ember.models.saving import CheckpointError
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-
 
 # ------------------------------------------------------------------------------ environment
-def _run_child(code: str, timeout: float = 180) -> None:
-    env = child_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=str(ROOT),
-    )
-    assert result.returncode == 0, f"child process failed:\n{result.stderr[-3000:]}"
-
-
 # ------------------------------------------------------------------------------ helpers
 def _data(n=64, features=6, classes=4, seed=0):
     rng = np.random.default_rng(seed)
@@ -165,7 +146,7 @@ def test_P1_round_trip_in_a_fresh_process_is_bit_exact(tmp_path):
     model.save(checkpoint)
     np.savez(tmp_path / "data.npz", x=x, y=y)
     out = str(tmp_path / "child.npz")
-    _run_child(
+    run_child(
         f"import test_saving as t; t._p1_child({str(checkpoint)!r}, "
         f"{str(tmp_path / 'data.npz')!r}, {out!r})"
     )
@@ -342,7 +323,7 @@ def test_P5_resume_continues_the_same_trajectory(tmp_path):
     checkpoint = tmp_path / "epoch3.ember"
     model.save(checkpoint)
     out = str(tmp_path / "resumed.npz")
-    _run_child(f"import test_saving as t; t._p5_child({str(checkpoint)!r}, {out!r}, False)")
+    run_child(f"import test_saving as t; t._p5_child({str(checkpoint)!r}, {out!r}, False)")
     resumed = _load_npz(out)
     resumed_losses = json.loads(Path(out + ".json").read_text())
 
@@ -359,7 +340,7 @@ def test_P5_resume_with_shuffle_restores_the_batch_order(tmp_path):
     model, _, _ = _trained_model(epochs=3, shuffle=True, losses=first_half)
     model.save(tmp_path / "epoch3.ember")
     out = str(tmp_path / "resumed.npz")
-    _run_child(
+    run_child(
         f"import test_saving as t; t._p5_child({str(tmp_path / 'epoch3.ember')!r}, {out!r}, True)"
     )
     assert first_half + json.loads(Path(out + ".json").read_text()) == straight_losses
