@@ -356,8 +356,7 @@ class Tensor:
             >>> w.grad
             array([12.], dtype=float32)
         """
-        leaves_grads = _run_backward(self, gradient, retain_graph, targets=None)
-        del leaves_grads
+        _run_backward(self, gradient, retain_graph, targets=None)
 
     # ---------------------------------------------------------------- operators
     def __add__(self, other):

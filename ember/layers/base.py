@@ -214,7 +214,7 @@ class Layer:
             return inputs.apply(self, kwargs)
         inputs = self._convert_input(inputs)
         if not self.built:
-            self._check_input(inputs, building=True)
+            self._check_input(inputs)
             self._build_shape = tuple(inputs.shape)
             self.build(tuple(inputs.shape))
             self.built = True
@@ -239,7 +239,7 @@ class Layer:
         # float64 / uint8 data is cast to the layer's dtype, as Keras' autocast does.
         return Tensor(array.astype(self.dtype, copy=False))
 
-    def _check_input(self, inputs: Tensor, building: bool = False) -> None:
+    def _check_input(self, inputs: Tensor) -> None:
         spec = self.input_spec
         if spec is None:
             return
