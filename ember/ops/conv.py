@@ -1,0 +1,374 @@
+"""Convolution and pooling over channels-last (NHWC) images, each forward beside its backward.
+
+Convolution is one matrix product per call: the receptive fields are gathered with a strided
+view (im2col without a Python loop over pixels or samples) into a ``(N·Ho·Wo, kh·kw·C)`` matrix
+that multiplies the ``(kh·kw·C, F)`` kernel. The gathered matrix is kept for the kernel gradient,
+so backward never builds it a second time; the input gradient is one product followed by
+``kh·kw`` strided slice additions (col2im by kernel offset — no ``np.add.at`` scatter).
+
+Kernels are HWIO ``(kh, kw, in_channels, filters)`` as in Keras; ``padding="same"`` follows the
+TensorFlow rule (the odd extra row/column of padding goes at the bottom/right).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.backend import xp
+from ember.ops._core import as_tensor
+from ember.tensor import Tensor
+
+__all__ = [
+    "conv2d",
+    "conv2d_transpose",
+    "max_pool2d",
+    "avg_pool2d",
+    "conv_output_size",
+    "same_padding",
+]
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        value = (value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
+    return value
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's ``"same"`` padding of one axis: output ``ceil(size / stride)``, the total
+    padding split with the extra unit at the end."""
+    effective = (kernel - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+def _paddings(padding, shape_hw, kernel_hw, strides, dilation):
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        if mode == "same":
+            return tuple(
+                same_padding(n, k, s, d)
+                for n, k, s, d in zip(shape_hw, kernel_hw, strides, dilation)
+            )
+        raise ValueError(f'padding must be "valid" or "same", got {padding!r}')
+    (top, bottom), (left, right) = padding
+    return (int(top), int(bottom)), (int(left), int(right))
+
+
+def conv_output_size(size: int, kernel: int, stride: int, dilation: int, pads) -> int:
+    """Output length along one axis for a padded, strided, dilated window."""
+    return (size + pads[0] + pads[1] - ((kernel - 1) * dilation + 1)) // stride + 1
+
+
+def _pad_hw(data: np.ndarray, pads, value=0.0) -> np.ndarray:
+    (top, bottom), (left, right) = pads
+    if not (top or bottom or left or right):
+        return data
+    n, h, w, c = data.shape
+    out = xp.full((n, h + top + bottom, w + left + right, c), value, dtype=data.dtype)
+    out[:, top : top + h, left : left + w, :] = data
+    return out
+
+
+def _windows(padded: np.ndarray, kernel_hw, strides, dilation, out_hw) -> np.ndarray:
+    """A read-only ``(N, Ho, Wo, kh, kw, C)`` view of every receptive field (no copy)."""
+    s0, s1, s2, s3 = padded.strides
+    n, c = padded.shape[0], padded.shape[3]
+    return np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(n, out_hw[0], out_hw[1], kernel_hw[0], kernel_hw[1], c),
+        strides=(s0, s1 * strides[0], s2 * strides[1], s1 * dilation[0], s2 * dilation[1], s3),
+        writeable=False,
+    )
+
+
+def _offset_slices(i, j, strides, dilation, out_hw):
+    """Where kernel tap ``(i, j)`` reads in the padded input, for every output position."""
+    top, left = i * dilation[0], j * dilation[1]
+    return (
+        slice(None),
+        slice(top, top + strides[0] * (out_hw[0] - 1) + 1, strides[0]),
+        slice(left, left + strides[1] * (out_hw[1] - 1) + 1, strides[1]),
+        slice(None),
+    )
+
+
+def _col2im(cols: np.ndarray, padded_shape, kernel_hw, strides, dilation, out_hw) -> np.ndarray:
+    """Sum the ``(N, Ho, Wo, kh, kw, C)`` patch gradients back onto the padded image: one strided
+    slice addition per kernel tap (``kh·kw`` vectorized adds)."""
+    grad = xp.zeros(padded_shape, dtype=cols.dtype)
+    for i in range(kernel_hw[0]):
+        for j in range(kernel_hw[1]):
+            grad[_offset_slices(i, j, strides, dilation, out_hw)] += cols[:, :, :, i, j, :]
+    return grad
+
+
+def _padded_shape(shape, pads) -> tuple:
+    return (shape[0], shape[1] + sum(pads[0]), shape[2] + sum(pads[1]), shape[3])
+
+
+def _crop(grad: np.ndarray, pads, shape) -> np.ndarray:
+    (top, _), (left, _) = pads
+    return grad[:, top : top + shape[1], left : left + shape[2], :]
+
+
+def _check_nhwc(op: str, x: np.ndarray) -> None:
+    if x.ndim != 4:
+        raise ValueError(
+            f"{op}: expected a 4-D input (batch, height, width, channels) (NHWC), got shape "
+            f"{x.shape}"
+        )
+
+
+def conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tensor:
+    """2-D cross-correlation of NHWC ``x`` with an HWIO ``kernel`` (Keras' ``Conv2D`` maths).
+
+    Args:
+        x: ``(N, H, W, C)``.
+        kernel: ``(kh, kw, C, F)``.
+        strides, dilation: an int or ``(h, w)`` pair.
+        padding: ``"valid"``, ``"same"`` (TensorFlow's rule) or ``((top, bottom), (left, right))``.
+
+    Returns:
+        ``(N, Ho, Wo, F)``.
+
+    Example:
+        >>> y = ember.ops.conv2d(np.ones((1, 5, 5, 1)), np.ones((3, 3, 1, 2)))
+        >>> y.shape
+        (1, 3, 3, 2)
+    """
+    x = as_tensor(x)
+    kernel = as_tensor(kernel, x)
+    _check_nhwc("conv2d", x.data)
+    if kernel.ndim != 4:
+        raise ValueError(
+            f"conv2d: kernel must be (kh, kw, in_channels, filters), got {kernel.shape}"
+        )
+    kh, kw, c_in, filters = kernel.shape
+    if x.shape[3] != c_in:
+        raise ValueError(
+            f"conv2d: input has {x.shape[3]} channels (last axis, NHWC) but the kernel expects "
+            f"{c_in}; input shape {x.shape}, kernel shape {kernel.shape}"
+        )
+    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
+    pads = _paddings(padding, x.shape[1:3], (kh, kw), strides, dilation)
+    out_hw = tuple(
+        conv_output_size(n, k, s, d, p)
+        for n, k, s, d, p in zip(x.shape[1:3], (kh, kw), strides, dilation, pads)
+    )
+    if min(out_hw) < 1:
+        raise ValueError(
+            f"conv2d: a {kh}x{kw} kernel (dilation {dilation}) does not fit the input of shape "
+            f"{x.shape} with padding {padding!r}; the output would be {out_hw}"
+        )
+    padded = _pad_hw(x.data, pads)
+    n = x.shape[0]
+    # reshape copies the strided windows into one contiguous (N·Ho·Wo, kh·kw·C) matrix
+    cols = _windows(padded, (kh, kw), strides, dilation, out_hw).reshape(-1, kh * kw * c_in)
+    kernel_2d = kernel.data.reshape(-1, filters)
+    out = (cols @ kernel_2d).reshape(n, out_hw[0], out_hw[1], filters)
+
+    def backward(g):
+        g_2d = g.reshape(-1, filters)
+        gx = gk = None
+        if kernel.requires_grad:
+            gk = (cols.T @ g_2d).reshape(kernel.shape)
+        if x.requires_grad:
+            patches = (g_2d @ kernel_2d.T).reshape(n, out_hw[0], out_hw[1], kh, kw, c_in)
+            full = _col2im(patches, padded.shape, (kh, kw), strides, dilation, out_hw)
+            gx = _crop(full, pads, x.shape)
+        return gx, gk
+
+    return Tensor._from_op(out, (x, kernel), backward, "conv2d")
+
+
+def conv2d_transpose(x, kernel, strides=1, padding="valid", dilation=1, output_padding=None):
+    """The transpose (gradient) of :func:`conv2d` with respect to its input: NHWC ``x`` with a
+    Keras ``Conv2DTranspose`` kernel ``(kh, kw, filters, in_channels)``.
+
+    The output size per axis is ``(n − 1)·s + (k − 1)·d + 1 − pads + output_padding``, which
+    for ``padding="valid"`` is ``(n − 1)·s + k`` and for ``"same"`` ``n·s`` (Keras' rule).
+
+    Example:
+        >>> y = ember.ops.conv2d_transpose(np.ones((1, 3, 3, 2)), np.ones((3, 3, 4, 2)), strides=2)
+        >>> y.shape
+        (1, 7, 7, 4)
+    """
+    x = as_tensor(x)
+    kernel = as_tensor(kernel, x)
+    _check_nhwc("conv2d_transpose", x.data)
+    if kernel.ndim != 4:
+        raise ValueError(
+            f"conv2d_transpose: kernel must be (kh, kw, filters, in_channels), got {kernel.shape}"
+        )
+    kh, kw, filters, c_in = kernel.shape
+    if x.shape[3] != c_in:
+        raise ValueError(
+            f"conv2d_transpose: input has {x.shape[3]} channels but the kernel expects {c_in}; "
+            f"input shape {x.shape}, kernel shape {kernel.shape}"
+        )
+    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
+    n, h, w, _ = x.shape
+    effective = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
+    if isinstance(padding, str) and padding.lower() == "same":
+        totals = [max(e - s, 0) for e, s in zip(effective, strides)]
+        pads = tuple((t // 2, t - t // 2) for t in totals)
+    else:
+        pads = _paddings(padding, (h, w), (kh, kw), strides, dilation)
+    extra = (0, 0) if output_padding is None else _pair_nonneg(output_padding)
+    full_hw = [(size - 1) * s + e + o for size, s, e, o in zip((h, w), strides, effective, extra)]
+    out_hw = [f - p[0] - p[1] for f, p in zip(full_hw, pads)]
+    if min(out_hw) < 1:
+        raise ValueError(f"conv2d_transpose: output would be {tuple(out_hw)} for input {x.shape}")
+    # The forward conv this transposes maps a (full_h, full_w, filters) image to x.
+    full_shape = (n, full_hw[0], full_hw[1], filters)
+    kernel_2d = kernel.data.reshape(-1, c_in)  # (kh·kw·filters, c_in)
+    x_2d = x.data.reshape(-1, c_in)
+    patches = (x_2d @ kernel_2d.T).reshape(n, h, w, kh, kw, filters)
+    full = _col2im(patches, full_shape, (kh, kw), strides, dilation, (h, w))
+    out = xp.ascontiguousarray(_crop(full, pads, (n, out_hw[0], out_hw[1])))
+
+    def backward(g):
+        gx = gk = None
+        g_full = _pad_hw(g, pads)
+        if g_full.shape[1:3] != tuple(full_hw):  # output_padding rows that the crop dropped
+            g_full = _pad_hw(g_full, ((0, full_hw[0] - g_full.shape[1]), (0, 0)))
+            g_full = _pad_hw(g_full, ((0, 0), (0, full_hw[1] - g_full.shape[2])))
+        cols = _windows(g_full, (kh, kw), strides, dilation, (h, w)).reshape(-1, kh * kw * filters)
+        if x.requires_grad:
+            gx = (cols @ kernel_2d).reshape(x.shape)
+        if kernel.requires_grad:
+            gk = (cols.T @ x_2d).reshape(kernel.shape)
+        return gx, gk
+
+    return Tensor._from_op(out, (x, kernel), backward, "conv2d_transpose")
+
+
+def _pair_nonneg(value) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        value = (value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 0:
+        raise ValueError(f"output_padding must be a non-negative int or pair, got {value!r}")
+    return value
+
+
+def _pool_geometry(op, x, pool_size, strides, padding):
+    _check_nhwc(op, x)
+    pool = _pair(pool_size, "pool_size")
+    strides = pool if strides is None else _pair(strides, "strides")
+    pads = _paddings(padding, x.shape[1:3], pool, strides, (1, 1))
+    out_hw = tuple(
+        conv_output_size(n, k, s, 1, p) for n, k, s, p in zip(x.shape[1:3], pool, strides, pads)
+    )
+    if min(out_hw) < 1:
+        raise ValueError(
+            f"{op}: a {pool[0]}x{pool[1]} window does not fit the input of shape {x.shape} with "
+            f"padding {padding!r}"
+        )
+    return pool, strides, pads, out_hw
+
+
+def _tiled(x: np.ndarray, pool, out_hw) -> np.ndarray:
+    """``(N, Ho, ph, Wo, pw, C)`` view of the non-overlapping windows (stride = pool, no padding);
+    rows and columns past the last whole window are left out."""
+    s0, s1, s2, s3 = x.strides
+    # built with explicit strides so that it is always a view (a write into it reaches ``x``)
+    return np.lib.stride_tricks.as_strided(
+        x,
+        shape=(x.shape[0], out_hw[0], pool[0], out_hw[1], pool[1], x.shape[3]),
+        strides=(s0, s1 * pool[0], s1, s2 * pool[1], s2, s3),
+    )
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
+    """Max over each window of NHWC ``x``; the gradient goes to the first maximum of each window
+    (as PyTorch). Non-overlapping windows (the default ``strides = pool_size``) take a fast path
+    through a reshaped view.
+
+    Example:
+        >>> ember.ops.max_pool2d(np.arange(16.0).reshape(1, 4, 4, 1)).data.ravel()
+        array([ 5.,  7., 13., 15.])
+    """
+    x = as_tensor(x)
+    pool, strides, pads, out_hw = _pool_geometry("max_pool2d", x.data, pool_size, strides, padding)
+    taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]
+    plain = strides == pool and pads == ((0, 0), (0, 0))
+    if plain:
+        view = _tiled(x.data, pool, out_hw)
+        values = [view[:, :, i, :, j, :] for i, j in taps]
+    else:
+        padded = _pad_hw(x.data, pads, value=-np.inf)
+        view = _windows(padded, pool, strides, (1, 1), out_hw)
+        values = [view[:, :, :, i, j, :] for i, j in taps]
+    out = values[0].copy()
+    for v in values[1:]:
+        xp.maximum(out, v, out=out)
+    # the index of the first tap holding the maximum, found scanning the taps backwards
+    first = xp.zeros(out.shape, dtype=np.uint8 if len(taps) < 256 else np.int32)
+    for k in range(len(taps) - 1, 0, -1):
+        first[values[k] == out] = k
+    first[values[0] == out] = 0
+
+    def backward(g):
+        if plain:
+            grad = xp.zeros(x.shape, dtype=g.dtype)
+            tiles = _tiled(grad, pool, out_hw)
+            for k, (i, j) in enumerate(taps):
+                tiles[:, :, i, :, j, :] = xp.where(first == k, g, 0)
+            return (grad,)
+        grad = xp.zeros(_padded_shape(x.shape, pads), dtype=g.dtype)
+        for k, (i, j) in enumerate(taps):
+            grad[_offset_slices(i, j, strides, (1, 1), out_hw)] += xp.where(first == k, g, 0)
+        return (_crop(grad, pads, x.shape),)
+
+    return Tensor._from_op(out, (x,), backward, "max_pool2d")
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
+    """Mean over each window of NHWC ``x``. With ``padding="same"`` the padded positions are left
+    out of each window's count (TensorFlow/Keras; PyTorch's ``count_include_pad=False``).
+
+    Example:
+        >>> ember.ops.avg_pool2d(np.arange(16.0).reshape(1, 4, 4, 1)).data.ravel()
+        array([ 2.5,  4.5, 10.5, 12.5])
+    """
+    x = as_tensor(x)
+    pool, strides, pads, out_hw = _pool_geometry("avg_pool2d", x.data, pool_size, strides, padding)
+    taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]
+    plain = strides == pool and pads == ((0, 0), (0, 0))
+    dtype = x.data.dtype if x.data.dtype.kind == "f" else np.float64
+    if plain:
+        out = _tiled(x.data, pool, out_hw).mean(axis=(2, 4), dtype=dtype)
+        scale = None
+    else:
+        padded = _pad_hw(x.data.astype(dtype, copy=False), pads)
+        view = _windows(padded, pool, strides, (1, 1), out_hw)
+        total = view.sum(axis=(3, 4))
+        ones = _pad_hw(xp.ones((1, x.shape[1], x.shape[2], 1), dtype=dtype), pads)
+        counts = _windows(ones, pool, strides, (1, 1), out_hw).sum(axis=(3, 4))
+        scale = 1 / counts  # (1, Ho, Wo, 1): how much each window's input counts
+        out = total * scale
+    out = out.astype(dtype, copy=False)
+
+    def backward(g):
+        if plain:
+            grad = xp.zeros(x.shape, dtype=g.dtype)
+            tiles = _tiled(grad, pool, out_hw)
+            share = g / (pool[0] * pool[1])
+            for i, j in taps:
+                tiles[:, :, i, :, j, :] = share
+            return (grad,)
+        grad = xp.zeros(_padded_shape(x.shape, pads), dtype=g.dtype)
+        share = (g * scale).astype(g.dtype, copy=False)
+        for i, j in taps:
+            grad[_offset_slices(i, j, strides, (1, 1), out_hw)] += share
+        return (_crop(grad, pads, x.shape),)
+
+    return Tensor._from_op(out, (x,), backward, "avg_pool2d")
