@@ -174,7 +174,68 @@ def test_conv_errors_name_the_layout_and_shapes():
 
 def test_conv_keeps_float32():
     y = conv2d(
-        np.ones((1, 5, 5, 2), np.float32), ember.tensor(np.ones((3, 3, 2, 2), np.float32), requires_grad=True)
+        np.ones((1, 5, 5, 2), np.float32),
+        ember.tensor(np.ones((3, 3, 2, 2), np.float32), requires_grad=True),
     )
     assert y.dtype == np.float32
     assert max_pool2d(y).dtype == np.float32 and avg_pool2d(y, 2, 1, "same").dtype == np.float32
+
+
+def test_conv2d_fused_bias_matches_torch():
+    assert_matches_torch(
+        lambda x, k, b: conv2d(x, k, 2, "same", bias=b),
+        lambda x, k, b: _torch_conv(_torch(), x, k, 2, "same", 1) + b,
+        [(2, 7, 6, 3), (3, 3, 3, 4), (4,)],
+    )
+
+
+@pytest.mark.parametrize(
+    "x_shape,k_shape,strides,padding,dilation",
+    [
+        ((2, 7, 7, 3), (3, 3, 3, 2), 1, "valid", 1),
+        ((2, 8, 7, 3), (3, 3, 3, 1), 2, "same", 1),
+        ((1, 9, 9, 2), (3, 3, 2, 3), 1, "same", 2),
+    ],
+)
+def test_depthwise_conv2d_matches_torch(x_shape, k_shape, strides, padding, dilation):
+    from ember.ops.conv import depthwise_conv2d
+
+    torch = _torch()
+    kh, kw, c, m = k_shape
+
+    def torch_fn(x, k):
+        xt = x.permute(0, 3, 1, 2)
+        if padding == "same":
+            (top, bottom), (left, right) = _torch_same_pads(
+                x.shape[1:3], (kh, kw), strides, dilation
+            )
+            xt = torch.nn.functional.pad(xt, (left, right, top, bottom))
+        w = k.permute(2, 3, 0, 1).reshape(c * m, 1, kh, kw)  # output channel c·M + m
+        y = torch.nn.functional.conv2d(xt, w, stride=strides, dilation=dilation, groups=c)
+        return y.permute(0, 2, 3, 1)
+
+    assert_matches_torch(
+        lambda x, k: depthwise_conv2d(x, k, strides, padding, dilation),
+        torch_fn,
+        [x_shape, k_shape],
+    )
+    rng = np.random.default_rng(0)
+    x = ember.tensor(rng.standard_normal(x_shape), dtype="float64", requires_grad=True)
+    k = ember.tensor(rng.standard_normal(k_shape), dtype="float64", requires_grad=True)
+    assert ember.gradcheck(lambda a, b: depthwise_conv2d(a, b, strides, padding, dilation), x, k)
+
+
+@pytest.mark.parametrize("x_shape,pool,strides,padding", POOL_CASES)
+def test_pooling_gradcheck(x_shape, pool, strides, padding):
+    rng = np.random.default_rng(2)
+    x = ember.tensor(rng.standard_normal(x_shape), dtype="float64", requires_grad=True)
+    assert ember.gradcheck(lambda t: max_pool2d(t, pool, strides, padding), x)
+    assert ember.gradcheck(lambda t: avg_pool2d(t, pool, strides, padding), x)
+
+
+@pytest.mark.parametrize("x_shape,k_shape,strides,padding", TRANSPOSE_CASES)
+def test_conv2d_transpose_gradcheck(x_shape, k_shape, strides, padding):
+    rng = np.random.default_rng(3)
+    x = ember.tensor(rng.standard_normal(x_shape), dtype="float64", requires_grad=True)
+    k = ember.tensor(rng.standard_normal(k_shape), dtype="float64", requires_grad=True)
+    assert ember.gradcheck(lambda a, b: conv2d_transpose(a, b, strides, padding), x, k)

@@ -21,6 +21,7 @@ from ember.tensor import Tensor
 __all__ = [
     "conv2d",
     "conv2d_transpose",
+    "depthwise_conv2d",
     "max_pool2d",
     "avg_pool2d",
     "conv_output_size",
@@ -126,7 +127,7 @@ def _check_nhwc(op: str, x: np.ndarray) -> None:
         )
 
 
-def conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tensor:
+def conv2d(x, kernel, strides=1, padding="valid", dilation=1, bias=None) -> Tensor:
     """2-D cross-correlation of NHWC ``x`` with an HWIO ``kernel`` (Keras' ``Conv2D`` maths).
 
     Args:
@@ -134,6 +135,7 @@ def conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tensor:
         kernel: ``(kh, kw, C, F)``.
         strides, dilation: an int or ``(h, w)`` pair.
         padding: ``"valid"``, ``"same"`` (TensorFlow's rule) or ``((top, bottom), (left, right))``.
+        bias: optional ``(F,)``, added inside the op (no extra graph node or temporary).
 
     Returns:
         ``(N, Ho, Wo, F)``.
@@ -172,20 +174,80 @@ def conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tensor:
     # reshape copies the strided windows into one contiguous (N·Ho·Wo, kh·kw·C) matrix
     cols = _windows(padded, (kh, kw), strides, dilation, out_hw).reshape(-1, kh * kw * c_in)
     kernel_2d = kernel.data.reshape(-1, filters)
-    out = (cols @ kernel_2d).reshape(n, out_hw[0], out_hw[1], filters)
+    out = cols @ kernel_2d
+    if bias is not None:
+        bias = as_tensor(bias, x)
+        out += bias.data
+    out = out.reshape(n, out_hw[0], out_hw[1], filters)
 
     def backward(g):
         g_2d = g.reshape(-1, filters)
-        gx = gk = None
+        gx = gk = gb = None
+        if bias is not None and bias.requires_grad:
+            gb = g_2d.sum(axis=0)
         if kernel.requires_grad:
             gk = (cols.T @ g_2d).reshape(kernel.shape)
         if x.requires_grad:
             patches = (g_2d @ kernel_2d.T).reshape(n, out_hw[0], out_hw[1], kh, kw, c_in)
             full = _col2im(patches, padded.shape, (kh, kw), strides, dilation, out_hw)
             gx = _crop(full, pads, x.shape)
+        return (gx, gk) if bias is None else (gx, gk, gb)
+
+    parents = (x, kernel) if bias is None else (x, kernel, bias)
+    return Tensor._from_op(out, parents, backward, "conv2d")
+
+
+def depthwise_conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tensor:
+    """Each input channel convolved with its own ``depth_multiplier`` filters: NHWC ``x`` and a
+    Keras ``DepthwiseConv2D`` kernel ``(kh, kw, C, M)``; output channel ``c·M + m`` (Keras'
+    order). One batched matrix product over channels.
+
+    Example:
+        >>> ember.ops.depthwise_conv2d(np.ones((1, 5, 5, 3)), np.ones((3, 3, 3, 2))).shape
+        (1, 3, 3, 6)
+    """
+    x = as_tensor(x)
+    kernel = as_tensor(kernel, x)
+    _check_nhwc("depthwise_conv2d", x.data)
+    if kernel.ndim != 4 or kernel.shape[2] != x.shape[3]:
+        raise ValueError(
+            f"depthwise_conv2d: kernel must be (kh, kw, {x.shape[3]}, depth_multiplier) for an "
+            f"input of shape {x.shape} (NHWC), got {kernel.shape}"
+        )
+    kh, kw, c, m = kernel.shape
+    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
+    pads = _paddings(padding, x.shape[1:3], (kh, kw), strides, dilation)
+    out_hw = tuple(
+        conv_output_size(size, k, s, d, p)
+        for size, k, s, d, p in zip(x.shape[1:3], (kh, kw), strides, dilation, pads)
+    )
+    if min(out_hw) < 1:
+        raise ValueError(
+            f"depthwise_conv2d: a {kh}x{kw} kernel does not fit the input of shape {x.shape}"
+        )
+    n = x.shape[0]
+    padded = _pad_hw(x.data, pads)
+    windows = _windows(padded, (kh, kw), strides, dilation, out_hw)
+    cols = windows.transpose(5, 0, 1, 2, 3, 4).reshape(c, -1, kh * kw)  # (C, P, kh·kw)
+    kernel_3d = kernel.data.transpose(2, 0, 1, 3).reshape(c, kh * kw, m)  # (C, kh·kw, M)
+    out_cpm = cols @ kernel_3d  # (C, P, M)
+    out = out_cpm.transpose(1, 0, 2).reshape(n, out_hw[0], out_hw[1], c * m)
+
+    def backward(g):
+        g_cpm = g.reshape(-1, c, m).transpose(1, 0, 2)  # (C, P, M)
+        gx = gk = None
+        if kernel.requires_grad:
+            gk = (cols.transpose(0, 2, 1) @ g_cpm).reshape(c, kh, kw, m).transpose(1, 2, 0, 3)
+        if x.requires_grad:
+            patches = g_cpm @ kernel_3d.transpose(0, 2, 1)  # (C, P, kh·kw)
+            patches = patches.reshape(c, n, out_hw[0], out_hw[1], kh, kw).transpose(
+                1, 2, 3, 4, 5, 0
+            )
+            full = _col2im(patches, padded.shape, (kh, kw), strides, dilation, out_hw)
+            gx = _crop(full, pads, x.shape)
         return gx, gk
 
-    return Tensor._from_op(out, (x, kernel), backward, "conv2d")
+    return Tensor._from_op(out, (x, kernel), backward, "depthwise_conv2d")
 
 
 def conv2d_transpose(x, kernel, strides=1, padding="valid", dilation=1, output_padding=None):
