@@ -22,6 +22,7 @@ __all__ = [
     "conv2d",
     "conv2d_transpose",
     "depthwise_conv2d",
+    "upsample_nearest2d",
     "max_pool2d",
     "avg_pool2d",
     "conv_output_size",
@@ -434,3 +435,25 @@ def avg_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
         return (_crop(grad, pads, x.shape),)
 
     return Tensor._from_op(out, (x,), backward, "avg_pool2d")
+
+
+def upsample_nearest2d(x, size=2) -> Tensor:
+    """NHWC nearest-neighbour upsampling: each pixel repeated ``size = (sh, sw)`` times. The
+    forward copies one broadcast view; the gradient sums each block (a reshape and a reduction).
+
+    Example:
+        >>> ember.ops.upsample_nearest2d(np.ones((1, 2, 2, 3)), 2).shape
+        (1, 4, 4, 3)
+    """
+    x = as_tensor(x)
+    _check_nhwc("upsample_nearest2d", x.data)
+    sh, sw = _pair(size, "size")
+    n, h, w, c = x.shape
+    out = xp.broadcast_to(x.data[:, :, None, :, None, :], (n, h, sh, w, sw, c)).reshape(
+        n, h * sh, w * sw, c
+    )
+
+    def backward(g):
+        return (g.reshape(n, h, sh, w, sw, c).sum(axis=(2, 4)),)
+
+    return Tensor._from_op(out, (x,), backward, "upsample_nearest2d")
