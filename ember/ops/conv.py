@@ -352,8 +352,11 @@ def _tiled(x: np.ndarray, pool, out_hw) -> np.ndarray:
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
     """Max over each window of NHWC ``x``; the gradient goes to the first maximum of each window
-    (as PyTorch). Non-overlapping windows (the default ``strides = pool_size``) take a fast path
-    through a reshaped view.
+    (as PyTorch and TensorFlow). Non-overlapping windows (the default ``strides = pool_size``)
+    take a fast path through a reshaped view.
+
+    Which input won each window is worked out in backward, not forward, so inference pays only
+    for the maxima.
 
     Example:
         >>> ember.ops.max_pool2d(np.arange(16.0).reshape(1, 4, 4, 1)).data.ravel()
@@ -363,33 +366,36 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
     pool, strides, pads, out_hw = _pool_geometry("max_pool2d", x.data, pool_size, strides, padding)
     taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]
     plain = strides == pool and pads == ((0, 0), (0, 0))
-    if plain:
-        view = _tiled(x.data, pool, out_hw)
-        values = [view[:, :, i, :, j, :] for i, j in taps]
-    else:
-        padded = _pad_hw(x.data, pads, value=-np.inf)
-        view = _windows(padded, pool, strides, (1, 1), out_hw)
-        values = [view[:, :, :, i, j, :] for i, j in taps]
-    out = values[0].copy()
-    for v in values[1:]:
+
+    def tap_values(data):
+        if plain:
+            view = _tiled(data, pool, out_hw)
+            return [view[:, :, i, :, j, :] for i, j in taps]
+        view = _windows(data, pool, strides, (1, 1), out_hw)
+        return [view[:, :, :, i, j, :] for i, j in taps]
+
+    source = x.data if plain else _pad_hw(x.data, pads, value=-np.inf)
+    values = tap_values(source)
+    out = xp.maximum(values[0], values[1]) if len(values) > 1 else values[0].copy()
+    for v in values[2:]:
         xp.maximum(out, v, out=out)
-    # the index of the first tap holding the maximum, found scanning the taps backwards
-    first = xp.zeros(out.shape, dtype=np.uint8 if len(taps) < 256 else np.int32)
-    for k in range(len(taps) - 1, 0, -1):
-        first[values[k] == out] = k
-    first[values[0] == out] = 0
 
     def backward(g):
-        if plain:
-            grad = xp.zeros(x.shape, dtype=g.dtype)
-            tiles = _tiled(grad, pool, out_hw)
-            for k, (i, j) in enumerate(taps):
-                tiles[:, :, i, :, j, :] = xp.where(first == k, g, 0)
-            return (grad,)
-        grad = xp.zeros(_padded_shape(x.shape, pads), dtype=g.dtype)
-        for k, (i, j) in enumerate(taps):
-            grad[_offset_slices(i, j, strides, (1, 1), out_hw)] += xp.where(first == k, g, 0)
-        return (_crop(grad, pads, x.shape),)
+        grad = xp.zeros(x.shape if plain else source.shape, dtype=g.dtype)
+        slots = tap_values(grad) if plain else None
+        taken = None  # windows whose (first) maximum has been routed already
+        for k, v in enumerate(values):
+            hit = v == out
+            if taken is None:
+                taken = hit.copy()
+            else:
+                hit &= ~taken
+                taken |= hit
+            if plain:
+                xp.multiply(g, hit, out=slots[k])  # each input sits in exactly one window
+            else:
+                grad[_offset_slices(*taps[k], strides, (1, 1), out_hw)] += g * hit
+        return (grad if plain else _crop(grad, pads, x.shape),)
 
     return Tensor._from_op(out, (x,), backward, "max_pool2d")
 
