@@ -80,6 +80,7 @@ __all__ = [
     "activations",
     "callbacks",
     "datasets",
+    "ensemble",
     "initializers",
     "layers",
     "losses",
@@ -87,12 +88,15 @@ __all__ = [
     "models",
     "optimizers",
     "regularizers",
+    "schedules",
+    "utils",
 ]
 
 from ember import (  # noqa: E402
     activations,
     callbacks,
     datasets,
+    ensemble,
     initializers,
     layers,
     losses,
@@ -100,4 +104,6 @@ from ember import (  # noqa: E402
     models,
     optimizers,
     regularizers,
+    schedules,
+    utils,
 )

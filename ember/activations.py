@@ -1,5 +1,12 @@
 """Activation functions, usable by name (``activation="relu"``) or as functions on tensors.
 
+The catalogue: ``linear`` (alias ``identity``), ``binary_step``, ``sigmoid``, ``tanh``,
+``arctan``, ``relu``, ``leaky_relu``, ``rectifier`` (generalized, ``alpha=-1`` is
+``abs_rectifier``), ``elu``, ``selu``, ``softplus``, ``softsign``, ``silu`` (alias ``swish``),
+``mish``, ``sinc``, ``log_sigmoid``, ``hard_sigmoid``, ``gelu``, ``softmax``, ``log_softmax``.
+Each is stable at ±1000 in float32 and float64 (no warning, no NaN in value or gradient);
+the parametric ``prelu`` is the op ``ember.ops.prelu`` (and its layer).
+
 Example:
     >>> import ember
     >>> ember.activations.get("relu")(ember.tensor([-1.0, 2.0]))
@@ -21,6 +28,9 @@ def linear(x) -> Tensor:
     return as_tensor(x)
 
 
+identity = linear
+
+
 def sigmoid(x) -> Tensor:
     """The logistic function 1 / (1 + e^-x), stable at ±1000; f' = f (1 - f)."""
     return ops.sigmoid(as_tensor(x))
@@ -37,16 +47,155 @@ def relu(x) -> Tensor:
 
 
 def softmax(x, axis: int = -1) -> Tensor:
-    """exp(x) / Σ exp(x) along ``axis`` (default: the last), computed from x - max(x)."""
+    """exp(x) / Σ exp(x) along ``axis`` (default: the last), computed from x - max(x).
+
+    A row of all ``-inf`` (every entry masked) gives NaN, exactly as ``torch.softmax``
+    (catalogue N4, pytorch#25110); masked attention will use a separate safe variant that
+    returns zeros for such rows (as PyTorch's ``_safe_softmax``).
+
+    Example:
+        >>> ember.activations.softmax(ember.tensor([[0.0, 0.0]]), axis=-1)
+        tensor([[0.5, 0.5]])
+    """
     return ops.softmax(as_tensor(x), axis)
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``axis``: exact for huge logits, never forms log(softmax)."""
+    return ops.log_softmax(as_tensor(x), axis)
+
+
+def binary_step(x, threshold: float = 0.0) -> Tensor:
+    """The Heaviside step: 1 where ``x >= threshold`` (default 0), else 0.
+
+    Its derivative is 0 everywhere (undefined at the threshold), so no gradient flows through
+    it: backprop cannot train it (the perceptron uses its own learning rule).
+
+    Example:
+        >>> ember.activations.binary_step(ember.tensor([-1.0, 0.0, 0.4]), threshold=0.5)
+        tensor([0., 0., 0.])
+    """
+    return ops.binary_step(as_tensor(x), threshold)
+
+
+def arctan(x) -> Tensor:
+    """arctan(x); f' = 1 / (1 + x²)."""
+    return ops.arctan(as_tensor(x))
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, ``negative_slope · x`` otherwise (default slope 0.01 as PyTorch and the
+    course; Keras 3's ``leaky_relu`` defaults to 0.2).
+
+    Example:
+        >>> ember.activations.leaky_relu(ember.tensor([-1.0, 2.0]), negative_slope=0.1)
+        tensor([-0.1,  2. ])
+    """
+    return ops.leaky_relu(as_tensor(x), negative_slope)
+
+
+def rectifier(x, alpha: float = 0.0) -> Tensor:
+    """The generalized rectifier ``max(0, x) + alpha · min(0, x)``.
+
+    ``alpha=0`` is ReLU, ``alpha=-1`` absolute-value rectification |x|, a small positive
+    ``alpha`` leaky ReLU. The gradient at exactly 0 is 0.
+    """
+    return ops.rectifier(as_tensor(x), alpha)
+
+
+def abs_rectifier(x) -> Tensor:
+    """Absolute-value rectification |x| = ``rectifier(x, alpha=-1)``."""
+    return ops.rectifier(as_tensor(x), -1.0)
+
+
+def elu(x, alpha: float = 1.0) -> Tensor:
+    """Exponential linear unit: x for x > 0, ``alpha · (e^x - 1)`` otherwise."""
+    return ops.elu(as_tensor(x), alpha)
+
+
+def selu(x) -> Tensor:
+    """Scaled ELU ``λ · elu(x, α)``, λ ≈ 1.0507, α ≈ 1.67326; pair with ``lecun_normal``."""
+    return ops.selu(as_tensor(x))
+
+
+def softplus(x) -> Tensor:
+    """log(1 + e^x), stable at ±1000; f' = sigmoid(x)."""
+    return ops.softplus(as_tensor(x))
+
+
+def softsign(x) -> Tensor:
+    """x / (1 + |x|); f' = 1 / (1 + |x|)²."""
+    return ops.softsign(as_tensor(x))
+
+
+def silu(x) -> Tensor:
+    """x · sigmoid(x); ``"swish"`` is the same function.
+
+    Example:
+        >>> ember.activations.get("swish") is ember.activations.silu
+        True
+    """
+    return ops.silu(as_tensor(x))
+
+
+swish = silu
+
+
+def mish(x) -> Tensor:
+    """x · tanh(softplus(x))."""
+    return ops.mish(as_tensor(x))
+
+
+def sinc(x) -> Tensor:
+    """sin(x) / x with sinc(0) = 1 and sinc'(0) = 0 (unnormalised; NumPy's sinc is sin(πx)/(πx))."""
+    return ops.sinc(as_tensor(x))
+
+
+def log_sigmoid(x) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), exact for large negative x."""
+    return ops.log_sigmoid(as_tensor(x))
+
+
+def hard_sigmoid(x) -> Tensor:
+    """Keras 3's ``relu6(x + 3) / 6``: 0 for x <= -3, 1 for x >= 3, linear in between."""
+    return ops.hard_sigmoid(as_tensor(x))
+
+
+def gelu(x, approximate: bool = False) -> Tensor:
+    """Gaussian error linear unit x · Φ(x): the exact erf form by default, the tanh
+    approximation with ``approximate=True``.
+
+    Example:
+        >>> ember.activations.gelu(ember.tensor([0.0]))
+        tensor([0.])
+    """
+    return ops.gelu(as_tensor(x), approximate)
 
 
 _ACTIVATIONS: dict[str, Callable] = {
     "linear": linear,
+    "identity": linear,
+    "binary_step": binary_step,
     "sigmoid": sigmoid,
     "tanh": tanh,
+    "arctan": arctan,
     "relu": relu,
+    "leaky_relu": leaky_relu,
+    "rectifier": rectifier,
+    "abs_rectifier": abs_rectifier,
+    "elu": elu,
+    "selu": selu,
+    "softplus": softplus,
+    "softsign": softsign,
+    "silu": silu,
+    "swish": silu,
+    "mish": mish,
+    "sinc": sinc,
+    "log_sigmoid": log_sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+    "gelu": gelu,
     "softmax": softmax,
+    "log_softmax": log_softmax,
 }
 
 

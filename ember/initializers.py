@@ -32,6 +32,21 @@ def compute_fans(shape: tuple) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+def _finite(owner: str, name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _positive(owner: str, name: str, value) -> float:
+    value = _finite(owner, name, value)
+    if not value > 0:
+        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
+    return value
+
+
 class Initializer:
     """Base class: ``initializer(shape, dtype="float32") -> np.ndarray``."""
 
@@ -40,6 +55,9 @@ class Initializer:
 
     def get_config(self) -> dict:
         return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_config()})"
 
 
 class Zeros(Initializer):
@@ -60,7 +78,7 @@ class Constant(Initializer):
     """Every element equal to ``value``. Example: ``Constant(0.25)``."""
 
     def __init__(self, value: float = 0.0):
-        self.value = float(value)
+        self.value = _finite("Constant", "value", value)
 
     def __call__(self, shape, dtype=None):
         return np.full(shape, self.value, dtype=float_dtype(dtype))
@@ -73,7 +91,8 @@ class RandomNormal(Initializer):
     """N(mean, stddev²). Example: ``RandomNormal(stddev=0.01)``."""
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05):
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean = _finite("RandomNormal", "mean", mean)
+        self.stddev = _positive("RandomNormal", "stddev", stddev)
 
     def __call__(self, shape, dtype=None):
         dtype = float_dtype(dtype)
@@ -89,7 +108,13 @@ class RandomUniform(Initializer):
     """U(minval, maxval)."""
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05):
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval = _finite("RandomUniform", "minval", minval)
+        self.maxval = _finite("RandomUniform", "maxval", maxval)
+        if not self.minval < self.maxval:
+            raise ValueError(
+                f"RandomUniform: minval must be below maxval, got minval={minval!r}, "
+                f"maxval={maxval!r}"
+            )
 
     def __call__(self, shape, dtype=None):
         return (
@@ -100,27 +125,240 @@ class RandomUniform(Initializer):
         return {"minval": self.minval, "maxval": self.maxval}
 
 
-class GlorotUniform(Initializer):
-    """Glorot/Xavier uniform: U(±√(6 / (fan_in + fan_out))) — the Keras default for kernels."""
+# Standard deviation of N(0, 1) truncated to [-2, 2]: dividing by it restores the intended
+# variance after truncation (Keras' ``VarianceScaling`` correction).
+TRUNCATED_STD = 0.87962566103423978
+
+
+def truncated_standard_normal(shape) -> np.ndarray:
+    """float64 draws of N(0, 1) truncated to ``[-2, 2]`` (Keras' 2σ cut), by rejection sampling:
+    out-of-range values are redrawn, which keeps the truncated distribution exact."""
+    values = default_rng().standard_normal(shape)
+    bad = np.abs(values) > 2
+    while bad.any():
+        values[bad] = default_rng().standard_normal(int(bad.sum()))
+        bad = np.abs(values) > 2
+    return values
+
+
+class TruncatedNormal(Initializer):
+    """N(mean, stddev²) cut at ``mean ± 2·stddev`` (redrawn, as Keras), so the actual standard
+    deviation is about ``0.88·stddev``.
+
+    Example:
+        >>> ember.initializers.TruncatedNormal(stddev=0.02)((3, 4)).shape
+        (3, 4)
+    """
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05):
+        self.mean = float(mean)
+        self.stddev = _positive("TruncatedNormal", "stddev", stddev)
+
+    def __call__(self, shape, dtype=None):
+        values = truncated_standard_normal(shape) * self.stddev + self.mean
+        return values.astype(float_dtype(dtype))
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev}
+
+
+class VarianceScaling(Initializer):
+    """Keras' family behind Glorot, He and LeCun: variance ``scale / n`` with ``n`` = fan_in,
+    fan_out or their average (``mode``), drawn from a truncated normal (divided by the truncated
+    standard deviation so the variance is exact), an untruncated normal, or U(±√(3·scale/n)).
+
+    Example:
+        >>> VarianceScaling(scale=2.0, mode="fan_in", distribution="uniform")  # He uniform
+        VarianceScaling(...)
+    """
+
+    _MODES = ("fan_in", "fan_out", "fan_avg")
+    _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+
+    def __init__(
+        self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal"
+    ):
+        self.scale = _positive(type(self).__name__, "scale", scale)
+        if mode not in self._MODES:
+            raise ValueError(f"VarianceScaling: mode must be one of {self._MODES}, got {mode!r}")
+        if distribution == "normal":
+            distribution = "truncated_normal"  # Keras' legacy spelling
+        if distribution not in self._DISTRIBUTIONS:
+            raise ValueError(
+                f"VarianceScaling: distribution must be one of {self._DISTRIBUTIONS}, got "
+                f"{distribution!r}"
+            )
+        self.mode, self.distribution = mode, distribution
 
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = compute_fans(tuple(shape))
-        limit = math.sqrt(6.0 / (fan_in + fan_out))
-        return default_rng().uniform(-limit, limit, size=shape).astype(float_dtype(dtype))
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(1.0, n)
+        if self.distribution == "uniform":
+            limit = math.sqrt(3.0 * variance)
+            values = default_rng().uniform(-limit, limit, size=shape)
+        elif self.distribution == "truncated_normal":
+            values = truncated_standard_normal(shape) * (math.sqrt(variance) / TRUNCATED_STD)
+        else:
+            values = default_rng().standard_normal(shape) * math.sqrt(variance)
+        return values.astype(float_dtype(dtype))
+
+    def get_config(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution}
 
 
-class HeNormal(Initializer):
+class _Preset(VarianceScaling):
+    """A named VarianceScaling with fixed arguments (its config is empty, as in Keras)."""
+
+    _ARGS: tuple = ()
+
+    def __init__(self):
+        super().__init__(*self._ARGS)
+
+    def get_config(self):
+        return {}
+
+
+class GlorotUniform(_Preset):
+    """Glorot/Xavier uniform: U(±√(6 / (fan_in + fan_out))) — the Keras default for kernels."""
+
+    _ARGS = (1.0, "fan_avg", "uniform")
+
+
+class GlorotNormal(_Preset):
+    """Glorot/Xavier normal: truncated normal with stddev √(2 / (fan_in + fan_out)) after Keras'
+    truncation correction.
+
+    Example:
+        >>> ember.initializers.get("glorot_normal")((256, 128)).std()  # ≈ √(2/384) ≈ 0.072
+    """
+
+    _ARGS = (1.0, "fan_avg", "truncated_normal")
+
+
+class HeNormal(_Preset):
     """He normal: N(0, 2 / fan_in), truncated at 2σ like Keras; suited to ReLU layers."""
 
+    _ARGS = (2.0, "fan_in", "truncated_normal")
+
+
+class HeUniform(_Preset):
+    """He uniform: U(±√(6 / fan_in)); suited to ReLU layers.
+
+    Example:
+        >>> ember.initializers.get("he_uniform")((100, 10)).max() <= 6 ** 0.5 / 10
+        True
+    """
+
+    _ARGS = (2.0, "fan_in", "uniform")
+
+
+class LeCunNormal(_Preset):
+    """LeCun normal: truncated normal with stddev √(1 / fan_in) (the initializer for SELU).
+
+    Example:
+        >>> ember.initializers.LeCunNormal()((400, 10)).std()  # ≈ 0.05
+    """
+
+    _ARGS = (1.0, "fan_in", "truncated_normal")
+
+
+class LeCunUniform(_Preset):
+    """LeCun uniform: U(±√(3 / fan_in))."""
+
+    _ARGS = (1.0, "fan_in", "uniform")
+
+
+# Keras' spellings of the class names.
+LecunNormal, LecunUniform = LeCunNormal, LeCunUniform
+
+
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix times ``gain``, from the QR decomposition of a Gaussian matrix
+    with the signs of R's diagonal folded in (uniform over orthogonal matrices; Keras' method).
+    The shape is flattened to ``(prod(shape[:-1]), shape[-1])``: columns are orthonormal when
+    there are at least as many rows, rows otherwise.
+
+    Example:
+        >>> w = ember.initializers.Orthogonal()((5, 3))
+        >>> np.allclose(w.T @ w, np.eye(3), atol=1e-6)
+        True
+    """
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = _finite("Orthogonal", "gain", gain)
+
     def __call__(self, shape, dtype=None):
-        fan_in, _ = compute_fans(tuple(shape))
-        std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # std of N(0,1) truncated at ±2
-        values = default_rng().standard_normal(shape)
-        bad = np.abs(values) > 2
-        while bad.any():  # redraw the tails: rejection sampling keeps the distribution exact
-            values[bad] = default_rng().standard_normal(int(bad.sum()))
-            bad = np.abs(values) > 2
-        return (values * std).astype(float_dtype(dtype))
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal needs a shape of at least 2 dimensions, got {shape}")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = default_rng().standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+        if rows < cols:
+            q = q.T
+        return (self.gain * q).reshape(shape).astype(float_dtype(dtype))
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only; rectangular ones get ones on the
+    main diagonal). Example: ``Identity(gain=1.0)((3, 3))``."""
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = _finite("Identity", "gain", gain)
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(shape)
+        if len(shape) != 2:
+            raise ValueError(f"Identity needs a 2-D shape, got {shape}")
+        return (self.gain * np.eye(*shape)).astype(float_dtype(dtype))
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+class Sparse(Initializer):
+    """The course's sparse initialization: in each unit's incoming weights (one kernel column;
+    the shape is flattened to ``(prod(shape[:-1]), shape[-1])``) exactly
+    ``round(sparsity · fan_in)`` entries are zero, at random positions, and the rest are drawn
+    from N(0, stddev²) — like ``torch.nn.init.sparse_`` (same default stddev), except that
+    PyTorch zeroes ``ceil(sparsity · fan_in)`` entries where Ember rounds to the nearest count.
+
+    Args:
+        sparsity: fraction of zeros per unit, in ``[0, 1]``.
+        stddev: standard deviation of the non-zero weights (> 0).
+
+    Example:
+        >>> w = ember.initializers.Sparse(sparsity=0.9)((100, 16))
+        >>> (w == 0).sum(axis=0)  # 90 zeros in every column
+        array([90, 90, ...])
+    """
+
+    def __init__(self, sparsity: float = 0.9, stddev: float = 0.01):
+        sparsity = _finite("Sparse", "sparsity", sparsity)
+        if not 0.0 <= sparsity <= 1.0:
+            raise ValueError(f"Sparse: sparsity must be in [0, 1], got {sparsity!r}")
+        self.sparsity = sparsity
+        self.stddev = _positive("Sparse", "stddev", stddev)
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError(f"Sparse needs a kernel shape (fan_in, units), got {shape}")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        zeros = round(self.sparsity * rows)
+        values = default_rng().standard_normal((rows, cols)) * self.stddev
+        # A random permutation of the rows of each column; its first `zeros` entries are zeroed.
+        order = np.argsort(default_rng().random((rows, cols)), axis=0)
+        values[order[:zeros], np.arange(cols)] = 0.0
+        return values.reshape(shape).astype(float_dtype(dtype))
+
+    def get_config(self):
+        return {"sparsity": self.sparsity, "stddev": self.stddev}
 
 
 _INITIALIZERS = {
@@ -129,16 +367,29 @@ _INITIALIZERS = {
     "constant": Constant,
     "random_normal": RandomNormal,
     "random_uniform": RandomUniform,
+    "truncated_normal": TruncatedNormal,
+    "variance_scaling": VarianceScaling,
     "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal,
     "he_normal": HeNormal,
+    "he_uniform": HeUniform,
+    "lecun_normal": LeCunNormal,
+    "lecun_uniform": LeCunUniform,
+    "orthogonal": Orthogonal,
+    "identity": Identity,
+    "sparse": Sparse,
 }
 
 
 def get(identifier) -> Initializer:
+    """An initializer from a name (``"he_normal"``), a class, an instance or a
+    ``fn(shape, dtype)``; names with hyper-parameters take their defaults."""
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
         return lookup("initializer", identifier, _INITIALIZERS)()
+    if isinstance(identifier, type) and issubclass(identifier, Initializer):
+        return identifier()
     if callable(identifier):
         return identifier
     raise TypeError(f"initializer must be a name or an Initializer, got {identifier!r}")

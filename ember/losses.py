@@ -252,6 +252,149 @@ class SparseCategoricalCrossentropy(Loss):
         return {"from_logits": self.from_logits}
 
 
+class HalfMeanSquaredError(Loss):
+    """½ · mean over the last axis of (y_pred - y_true)²: the course's backprop form, whose
+    gradient is simply ``(ŷ - y) / (N · D)``.
+
+    Example:
+        >>> ember.losses.HalfMeanSquaredError()([[1.0], [2.0]], ember.tensor([[1.5], [2.0]]))
+        tensor(0.0625)
+    """
+
+    name = "half_mse"
+
+    def per_sample(self, y_true, y_pred):
+        diff = y_pred - _float_targets(self.name, y_true, y_pred)
+        return 0.5 * _mean_last_axis(diff * diff)
+
+
+class RootMeanSquaredError(Loss):
+    """√(mean squared error): the (sample-weighted) batch MSE, then the square root.
+
+    The square root is not differentiable at 0 (its slope is infinite, and ``0 · ∞`` would give
+    NaN): a perfect fit returns 0 with the zero subgradient instead.
+
+    Example:
+        >>> ember.losses.RootMeanSquaredError()([[0.0], [0.0]], ember.tensor([[3.0], [-3.0]]))
+        tensor(3.)
+    """
+
+    name = "root_mean_squared_error"
+
+    def __call__(self, y_true, y_pred, sample_weight=None) -> Tensor:
+        mse = super().__call__(y_true, y_pred, sample_weight)
+        positive = mse.data > 0
+        return ops.where(positive, ops.sqrt(ops.where(positive, mse, 1.0)), 0.0)
+
+    def per_sample(self, y_true, y_pred):
+        diff = y_pred - _float_targets(self.name, y_true, y_pred)
+        return _mean_last_axis(diff * diff)
+
+
+class MeanAbsoluteError(Loss):
+    """Mean over the last axis of |y_pred - y_true| (the gradient at exactly 0 is 0).
+
+    Example:
+        >>> ember.losses.MeanAbsoluteError()([[1.0], [2.0]], ember.tensor([[1.5], [1.0]]))
+        tensor(0.75)
+    """
+
+    name = "mean_absolute_error"
+
+    def per_sample(self, y_true, y_pred):
+        return _mean_last_axis(ops.abs(y_pred - _float_targets(self.name, y_true, y_pred)))
+
+
+class Huber(Loss):
+    """Huber loss: ½x² for |x| ≤ δ, else δ(|x| - ½δ), with x = y_pred - y_true; mean over the
+    last axis. Computed as ``½q² + δ(|x| - q)`` with ``q = min(|x|, δ)``: no overflow at ±1000.
+
+    Args:
+        delta: where the quadratic turns linear (> 0; Keras and PyTorch default 1.0).
+
+    Example:
+        >>> ember.losses.Huber(delta=1.0)([[0.0], [0.0]], ember.tensor([[0.5], [3.0]]))
+        tensor(1.3125)
+    """
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        delta = float(delta)
+        if not (delta > 0 and np.isfinite(delta)):
+            raise ValueError(f"huber: delta must be a positive number, got {delta!r}")
+        self.delta = delta
+
+    def per_sample(self, y_true, y_pred):
+        err = ops.abs(y_pred - _float_targets(self.name, y_true, y_pred))
+        quad = ops.minimum(err, self.delta)
+        return _mean_last_axis(0.5 * quad * quad + self.delta * (err - quad))
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+class NegativeLogLikelihood(Loss):
+    """-log p[label] for log-probabilities ``y_pred`` (e.g. from ``log_softmax``) of shape
+    ``(N, C)`` and integer labels ``(N,)`` — PyTorch's ``NLLLoss``. Labels are checked like
+    :class:`SparseCategoricalCrossentropy`'s.
+
+    Example:
+        >>> logp = ember.ops.log_softmax(ember.tensor([[0.0, 2.0]]))
+        >>> ember.losses.NegativeLogLikelihood()([1], logp)
+        tensor(0.126...)
+    """
+
+    name = "negative_log_likelihood"
+
+    def per_sample(self, y_true, y_pred):
+        if y_pred.ndim != 2:
+            raise ValueError(f"{self.name}: y_pred must be (batch, classes), got {y_pred.shape}")
+        n, classes = y_pred.shape
+        if y_true.shape not in ((n,), (n, 1)):
+            raise ValueError(
+                f"{self.name}: expected integer labels of shape ({n},), got shape {y_true.shape}"
+            )
+        labels = check_class_labels(self.name, y_true.reshape(-1), classes)
+        return -ops.getitem(y_pred, (np.arange(n), labels))
+
+
+class Hinge(Loss):
+    """mean(max(1 - y·ŷ, 0)) over the last axis, for labels in {-1, 1}; labels in {0, 1} are
+    converted to {-1, 1} first (Keras' rule).
+
+    Example:
+        >>> ember.losses.Hinge()([[1.0], [0.0]], ember.tensor([[0.3], [0.5]]))
+        tensor(1.1)
+    """
+
+    name = "hinge"
+
+    def per_sample(self, y_true, y_pred):
+        targets = _float_targets(self.name, y_true, y_pred)
+        if targets.size and np.all((targets == 0) | (targets == 1)):
+            targets = 2 * targets - 1
+        return _mean_last_axis(ops.relu(1 - targets * y_pred))
+
+
+class KLDivergence(Loss):
+    """Σ y · log(y / ŷ) over the last axis, for probability distributions ``y_true`` and
+    ``y_pred``; both are clipped to ``[1e-7, 1]`` first (Keras' convention), so zeros give finite
+    values. PyTorch's ``KLDivLoss(reduction="batchmean")`` takes ``log ŷ`` instead of ``ŷ``.
+
+    Example:
+        >>> ember.losses.KLDivergence()([[0.5, 0.5]], ember.tensor([[0.25, 0.75]]))
+        tensor(0.143...)
+    """
+
+    name = "kl_divergence"
+
+    def per_sample(self, y_true, y_pred):
+        targets = np.clip(_float_targets(self.name, y_true, y_pred), EPSILON, 1)
+        p = ops.clip(y_pred, EPSILON, 1)
+        return ops.sum(targets * (np.log(targets) - ops.log(p)), axis=-1)
+
+
 _LOSSES = {
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
@@ -259,6 +402,19 @@ _LOSSES = {
     "bce": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "half_mse": HalfMeanSquaredError,
+    "half_mean_squared_error": HalfMeanSquaredError,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "rmse": RootMeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "nll": NegativeLogLikelihood,
+    "negative_log_likelihood": NegativeLogLikelihood,
+    "hinge": Hinge,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+    "kullback_leibler_divergence": KLDivergence,
 }
 
 
@@ -314,3 +470,40 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tenso
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
     return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)
+
+
+def half_mean_squared_error(y_true, y_pred) -> Tensor:
+    return HalfMeanSquaredError()(y_true, y_pred)
+
+
+def root_mean_squared_error(y_true, y_pred) -> Tensor:
+    return RootMeanSquaredError()(y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred) -> Tensor:
+    return MeanAbsoluteError()(y_true, y_pred)
+
+
+mae = mean_absolute_error
+
+
+def huber(y_true, y_pred, delta: float = 1.0) -> Tensor:
+    return Huber(delta)(y_true, y_pred)
+
+
+def negative_log_likelihood(y_true, y_pred) -> Tensor:
+    return NegativeLogLikelihood()(y_true, y_pred)
+
+
+nll = negative_log_likelihood
+
+
+def hinge(y_true, y_pred) -> Tensor:
+    return Hinge()(y_true, y_pred)
+
+
+def kl_divergence(y_true, y_pred) -> Tensor:
+    return KLDivergence()(y_true, y_pred)
+
+
+kld = kl_divergence

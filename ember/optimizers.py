@@ -7,49 +7,157 @@ Two ways to use them:
 * low level: ``opt = SGD(model.parameters(), learning_rate=0.1)`` then, per step,
   ``opt.zero_grad(); loss.backward(); opt.step()``.
 
+Names (also accepted by ``compile``): ``"sgd"``, ``"rmsprop"``, ``"adagrad"``, ``"adadelta"``,
+``"adam"``, ``"adamw"``, ``"adamax"``, ``"nadam"``.
+
+Options common to every optimizer (Keras 3's):
+
+* ``learning_rate``: a float or a schedule (any ``f(step) -> float``, usually one of
+  :mod:`ember.optimizers.schedules`). A schedule is evaluated at ``iterations`` *before* the step
+  is counted, so the first update uses ``schedule(0)``. Reading ``opt.learning_rate`` gives the
+  rate the next step will use (a float); assigning a float replaces a schedule and keeps all
+  optimizer state (what ``ReduceLROnPlateau`` does).
+* ``weight_decay``: *decoupled* decay ``p ← p·(1 − lr·wd)`` applied before each update (Keras 3,
+  PyTorch's ``AdamW``), on every optimizer. It is not an L2 penalty: for L2 coupled to the
+  gradient (PyTorch's ``Adam(weight_decay=λ)``) put ``kernel_regularizer=L2(λ/2)`` on the layers.
+* ``clipvalue`` (each entry to ``[-c, c]``), ``clipnorm`` (each parameter's gradient to norm
+  ``c``), ``global_clipnorm`` (all gradients jointly, as ``ember.utils.clip_grad_norm_``). Norm
+  clipping uses PyTorch's factor ``min(1, c / (‖g‖ + 1e-6))``. ``clipvalue`` may be combined with
+  one norm clip (value first, then norm); Keras silently ignores ``clipvalue`` in that case.
+  The optimizer clips a copy: ``p.grad`` itself is never modified.
+
 A parameter whose ``.grad`` is ``None`` (unused in the loss) or that is not trainable is skipped:
-neither it nor its optimizer state changes. Updates are done in place.
+neither it, its weight decay nor its optimizer state changes. Updates are done in place.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from ember import _registry
+from ember import schedules as schedules
 from ember._registry import lookup
 from ember.backend import xp
+from ember.schedules import LearningRateSchedule
 from ember.tensor import Tensor
+from ember.utils import clip_coefficient, grad_norm
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "RMSprop",
+    "Adagrad",
+    "Adadelta",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Nadam",
+    "schedules",
+    "get",
+    "serialize",
+    "deserialize",
+]
+
+# ``from ember.optimizers.schedules import CosineDecay`` (Keras' import path) needs the module
+# registered under that name, since this module is not a package.
+sys.modules.setdefault(f"{__name__}.schedules", schedules)
+
+_COMMON_OPTIONS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
 
 
 class Optimizer:
-    """Base class: subclasses implement ``_update(param, grad, state)`` for one parameter."""
+    """Base class: subclasses implement ``_update(param, grad, state, lr)`` for one parameter.
 
-    def __init__(self, params=None, learning_rate: float = 0.01):
-        if isinstance(params, (int, float)) and not isinstance(params, bool):
+    Example:
+        >>> class SignSGD(Optimizer):
+        ...     def _update(self, param, grad, state, lr):
+        ...         param.data -= lr * np.sign(grad)
+    """
+
+    def __init__(self, params=None, learning_rate=0.01, **options):
+        if isinstance(params, LearningRateSchedule) or (
+            isinstance(params, (int, float, np.integer, np.floating))
+            and not isinstance(params, bool)
+        ):
             # Keras style: SGD(0.1) — the first positional argument is the learning rate.
             params, learning_rate = None, params
         self.learning_rate = learning_rate
         self.params: list[Tensor] = []
         self.state: list[dict] = []
         self.iterations = 0
-        self._scratch: dict[int, np.ndarray] = {}  # per-parameter work buffers, never saved
+        self._scratch: dict[int, list[np.ndarray]] = {}  # per-parameter work buffers, never saved
+        self._set_options(options)
         if params is not None:
             self.add_params(params)
 
     # --------------------------------------------------------------- hyper-parameters
     @property
     def learning_rate(self) -> float:
-        return self._learning_rate
+        """The rate the next step uses (a schedule is evaluated at ``iterations``)."""
+        return self._current_learning_rate()
 
     @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        value = _check_number("learning_rate", value, type(self).__name__)
-        self._learning_rate = value
+    def learning_rate(self, value) -> None:
+        owner = type(self).__name__
+        if isinstance(value, dict):
+            value = schedules.deserialize(value)  # from get_config(): a saved schedule
+        if isinstance(value, LearningRateSchedule):
+            self._learning_rate = value
+        elif isinstance(value, (int, float, np.integer, np.floating)) or not callable(value):
+            self._learning_rate = _check_number("learning_rate", value, owner)
+        else:
+            self._learning_rate = value  # a plain callable f(step); works, but cannot be saved
 
     lr = learning_rate  # PyTorch users' spelling; changing it mid-run keeps all state
+
+    @property
+    def schedule(self) -> Callable | None:
+        """The learning-rate schedule, or ``None`` when the rate is a constant."""
+        return None if isinstance(self._learning_rate, float) else self._learning_rate
+
+    def _current_learning_rate(self) -> float:
+        lr = self._learning_rate
+        if isinstance(lr, float):
+            return lr
+        value = lr(self.iterations)
+        try:
+            return _check_number("learning_rate", value, type(self).__name__)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{type(self).__name__}: the learning-rate schedule {lr!r} gave {value!r} at step "
+                f"{self.iterations}; expected a number >= 0"
+            ) from exc
+
+    def _set_options(self, options: dict) -> None:
+        owner = type(self).__name__
+        unknown = sorted(set(options) - set(_COMMON_OPTIONS))
+        if unknown:
+            guess = difflib.get_close_matches(unknown[0], _COMMON_OPTIONS, n=1)
+            hint = f" Did you mean {guess[0]!r}?" if guess else ""
+            raise TypeError(f"{owner}: unexpected argument {unknown[0]!r}.{hint}")
+        values = {}
+        for key in _COMMON_OPTIONS:
+            value = options.get(key)
+            if value is not None:
+                value = _check_number(key, value, owner)
+                if key != "weight_decay" and value == 0:
+                    raise ValueError(
+                        f"{owner}: {key} must be > 0 (or None for no clipping), got {value}"
+                    )
+            values[key] = value
+        if values["clipnorm"] is not None and values["global_clipnorm"] is not None:
+            raise ValueError(
+                f"{owner}: set only one of clipnorm (per parameter) and global_clipnorm (all "
+                f"parameters jointly), got clipnorm={values['clipnorm']} and "
+                f"global_clipnorm={values['global_clipnorm']}"
+            )
+        for key, value in values.items():
+            setattr(self, key, value)
 
     # --------------------------------------------------------------- parameters
     def add_params(self, params: Iterable[Tensor]) -> None:
@@ -85,21 +193,75 @@ class Optimizer:
                 f"{type(self).__name__} has no parameters: construct it with model.parameters(), "
                 "or pass it to model.compile()"
             )
+        lr = self._current_learning_rate()  # before counting the step: the first uses step 0
+        active = [
+            (p, s)
+            for p, s in zip(self.params, self.state)
+            if p.grad is not None and getattr(p, "trainable", True)
+        ]
+        grads = self._clip_gradients([p.grad for p, _ in active])
         self.iterations += 1
-        for p, state in zip(self.params, self.state):
-            if p.grad is None or not getattr(p, "trainable", True):
-                continue
-            self._update(p, p.grad, state)
+        decay = self.weight_decay
+        for (p, state), g in zip(active, grads):
+            if decay:
+                p.data *= 1.0 - lr * decay  # decoupled: never seen by the moments
+            self._update(p, g, state, lr)
 
-    def _update(self, param: Tensor, grad: np.ndarray, state: dict) -> None:
+    def _clip_gradients(self, grads: list) -> list:
+        """Clipped copies (new arrays) of ``grads``; the originals are left untouched."""
+        if self.clipvalue is not None:
+            grads = [xp.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        if self.clipnorm is not None:
+            clipped = []
+            for g in grads:
+                coef = clip_coefficient(grad_norm([g]), self.clipnorm)
+                clipped.append(g * coef if coef < 1.0 else g)
+            grads = clipped
+        if self.global_clipnorm is not None and grads:
+            coef = clip_coefficient(grad_norm(grads), self.global_clipnorm)
+            if coef < 1.0:
+                grads = [g * coef for g in grads]
+        return grads
+
+    def _buffers(self, param: Tensor, count: int) -> list[np.ndarray]:
+        """``count`` reusable work arrays shaped like ``param``: no temporaries per step."""
+        bufs = self._scratch.get(id(param))
+        data = param.data
+        if (
+            bufs is None
+            or len(bufs) < count
+            or bufs[0].shape != data.shape
+            or bufs[0].dtype != data.dtype
+        ):
+            bufs = self._scratch[id(param)] = [xp.empty_like(data) for _ in range(count)]
+        return bufs
+
+    def _update(self, param: Tensor, grad: np.ndarray, state: dict, lr: float) -> None:
         raise NotImplementedError
 
     # --------------------------------------------------------------- persistence
+    def _learning_rate_config(self):
+        lr = self._learning_rate
+        if isinstance(lr, float):
+            return lr
+        spec = _registry.serialize("learning-rate schedule", lr, schedules._SCHEDULES, False)
+        return lr if spec is None else spec  # a custom callable: in memory only
+
+    def _config(self, **specific) -> dict:
+        config = {"learning_rate": self._learning_rate_config(), **specific}
+        for key in _COMMON_OPTIONS:
+            value = getattr(self, key)
+            if value is not None:  # only set options: keeps configs short and old ones valid
+                config[key] = value
+        return config
+
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate}
+        """Constructor arguments (JSON-able for built-in schedules); ``cls(**config)`` rebuilds."""
+        return self._config()
 
     def state_dict(self) -> dict:
-        """Everything needed to resume: step counts, buffers, hyper-parameters (arrays copied)."""
+        """Everything needed to resume: step counts, buffers, hyper-parameters and the schedule
+        (its position is ``iterations``). Arrays are copies."""
         return {
             "iterations": self.iterations,
             "config": self.get_config(),
@@ -123,8 +285,11 @@ class Optimizer:
                         f"{type(self).__name__}.load_state_dict: state '{key}' of parameter {i} "
                         f"has shape {value.shape}, the parameter has shape {p.shape}"
                     )
-        for key, value in state_dict.get("config", {}).items():
-            setattr(self, key, value)
+        if "config" in state_dict:
+            config = dict(state_dict["config"])
+            self._set_options({k: config.pop(k, None) for k in _COMMON_OPTIONS})
+            for key, value in config.items():
+                setattr(self, key, value)
         self.iterations = int(state_dict["iterations"])
         self.state = [
             {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
@@ -145,11 +310,21 @@ def _check_number(name: str, value, owner: str, low: float = 0.0, high: float = 
     return value
 
 
+def _check_fraction(name: str, value, owner: str) -> float:
+    """A decay rate in ``[0, 1)``: 1 would never forget (and divide by zero in corrections)."""
+    value = _check_number(name, value, owner, 0.0, 1.0)
+    if value == 1.0:
+        raise ValueError(f"{owner}: {name} must be in [0, 1), got {value}")
+    return value
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum, PyTorch's formulas.
 
-    ``v ← μ v + g``; ``p ← p − lr · v`` (or ``p ← p − lr · (g + μ v)`` with ``nesterov=True``).
-    Without momentum: ``p ← p − lr · g``.
+    ``v ← μ v + (1 − dampening) g`` (``v = g`` at the first step); ``p ← p − lr · v``, or
+    ``p ← p − lr · (g + μ v)`` with ``nesterov=True``. Without momentum: ``p ← p − lr · g``.
+    Full-batch, stochastic or minibatch descent is chosen by ``fit(batch_size=...)``.
+    ``dampening`` is PyTorch's (Keras has none).
 
     Example:
         >>> opt = ember.optimizers.SGD(model.parameters(), learning_rate=0.1, momentum=0.9)
@@ -162,41 +337,241 @@ class SGD(Optimizer):
         learning_rate: float = 0.01,
         momentum: float = 0.0,
         nesterov: bool = False,
+        dampening: float = 0.0,
+        **kwargs,
     ):
-        super().__init__(params, learning_rate)
+        super().__init__(params, learning_rate, **kwargs)
         self.momentum = _check_number("momentum", momentum, "SGD", 0.0, 1.0)
+        self.dampening = _check_number("dampening", dampening, "SGD", 0.0, 1.0)
         if nesterov and self.momentum == 0:
             raise ValueError("SGD: nesterov=True needs a momentum > 0")
+        if nesterov and self.dampening != 0:
+            raise ValueError("SGD: nesterov=True needs dampening=0")
         self.nesterov = bool(nesterov)
 
-    def _update(self, param, grad, state):
+    def _update(self, param, grad, state, lr):
+        (scratch,) = self._buffers(param, 1)
+        update = grad
         if self.momentum:
             velocity = state.get("momentum_buffer")
             if velocity is None:
                 velocity = state["momentum_buffer"] = xp.array(grad, copy=True)
             else:
                 velocity *= self.momentum
-                velocity += grad
-            grad = grad + self.momentum * velocity if self.nesterov else velocity
-        param.data -= self.learning_rate * grad
+                if self.dampening:
+                    xp.multiply(grad, 1.0 - self.dampening, out=scratch)
+                    velocity += scratch
+                else:
+                    velocity += grad
+            if self.nesterov:
+                xp.multiply(velocity, self.momentum, out=scratch)
+                scratch += grad
+                update = scratch
+            else:
+                update = velocity
+        xp.multiply(update, lr, out=scratch)
+        param.data -= scratch
 
     def get_config(self):
-        return {
-            "learning_rate": self.learning_rate,
-            "momentum": self.momentum,
-            "nesterov": self.nesterov,
-        }
+        config = self._config(momentum=self.momentum, nesterov=self.nesterov)
+        if self.dampening:
+            config["dampening"] = self.dampening
+        return config
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), PyTorch's formula; ε **outside** the square root.
+
+    ``s ← ρ s + (1−ρ) g²``; ``d = √s + ε`` (centered: ``ḡ ← ρ ḡ + (1−ρ) g``,
+    ``d = √(s − ḡ²) + ε``); without momentum ``p ← p − lr · g / d``, with momentum
+    ``b ← μ b + g / d``, ``p ← p − lr · b``.
+
+    Epsilon convention: PyTorch adds ε after the square root; TensorFlow/Keras add it inside
+    (``√(s + ε)``). The two agree for tiny ε but differ hugely for ε = 1 (catalogue N12). The
+    default ε is Keras' ``1e-7`` (PyTorch's is ``1e-8``); ``rho`` is PyTorch's ``alpha``.
+
+    Example:
+        >>> opt = ember.optimizers.RMSprop(model.parameters(), learning_rate=1e-3, centered=True)
+    """
+
+    def __init__(
+        self,
+        params=None,
+        learning_rate: float = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        **kwargs,
+    ):
+        super().__init__(params, learning_rate, **kwargs)
+        owner = type(self).__name__
+        self.rho = _check_fraction("rho", rho, owner)
+        self.momentum = _check_number("momentum", momentum, owner, 0.0, 1.0)
+        self.epsilon = _check_number("epsilon", epsilon, owner)
+        self.centered = bool(centered)
+
+    def _update(self, param, grad, state, lr):
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(param.data)
+            if self.centered:
+                state["grad_avg"] = xp.zeros_like(param.data)
+            if self.momentum:
+                state["momentum_buffer"] = xp.zeros_like(param.data)
+        state["step"] += 1
+        scratch, denom = self._buffers(param, 2)
+        square_avg = state["square_avg"]
+        xp.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.rho
+        square_avg *= self.rho
+        square_avg += scratch
+        if self.centered:
+            grad_avg = state["grad_avg"]
+            xp.subtract(grad, grad_avg, out=scratch)
+            scratch *= 1 - self.rho
+            grad_avg += scratch
+            xp.multiply(grad_avg, grad_avg, out=denom)
+            xp.subtract(square_avg, denom, out=denom)
+            xp.maximum(denom, 0.0, out=denom)  # rounding can make s − ḡ² a hair below 0
+            xp.sqrt(denom, out=denom)
+        else:
+            xp.sqrt(square_avg, out=denom)
+        denom += self.epsilon
+        xp.divide(grad, denom, out=scratch)
+        if self.momentum:
+            buf = state["momentum_buffer"]
+            buf *= self.momentum
+            buf += scratch
+            xp.multiply(buf, lr, out=scratch)
+        else:
+            scratch *= lr
+        param.data -= scratch
+
+    def get_config(self):
+        return self._config(
+            rho=self.rho, momentum=self.momentum, epsilon=self.epsilon, centered=self.centered
+        )
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.), PyTorch's formula; ε **outside** the square root.
+
+    ``s ← s + g²`` (``s`` starts at ``initial_accumulator_value``); ``p ← p − lr · g / (√s + ε)``.
+
+    Epsilon convention: PyTorch's (after the square root); Keras puts it inside, ``√(s + ε)``.
+    Defaults are Keras' (``initial_accumulator_value=0.1``, ``epsilon=1e-7``); PyTorch's are
+    ``0`` and ``1e-10``. The accumulated ``s`` only grows, so the effective rate decays for good.
+
+    Example:
+        >>> opt = ember.optimizers.Adagrad(model.parameters(), learning_rate=0.1)
+    """
+
+    def __init__(
+        self,
+        params=None,
+        learning_rate: float = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        **kwargs,
+    ):
+        super().__init__(params, learning_rate, **kwargs)
+        owner = type(self).__name__
+        self.initial_accumulator_value = _check_number(
+            "initial_accumulator_value", initial_accumulator_value, owner
+        )
+        self.epsilon = _check_number("epsilon", epsilon, owner)
+
+    def _update(self, param, grad, state, lr):
+        if not state:
+            state["step"] = 0
+            state["sum"] = xp.full_like(param.data, self.initial_accumulator_value)
+        state["step"] += 1
+        scratch, denom = self._buffers(param, 2)
+        total = state["sum"]
+        xp.multiply(grad, grad, out=scratch)
+        total += scratch
+        xp.sqrt(total, out=denom)
+        denom += self.epsilon
+        xp.divide(grad, denom, out=scratch)
+        scratch *= lr
+        param.data -= scratch
+
+    def get_config(self):
+        return self._config(
+            initial_accumulator_value=self.initial_accumulator_value, epsilon=self.epsilon
+        )
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler), PyTorch's formula; ε **inside** both square roots (as in Keras).
+
+    ``s ← ρ s + (1−ρ) g²``; ``Δ = √(u + ε) / √(s + ε) · g``; ``u ← ρ u + (1−ρ) Δ²``;
+    ``p ← p − lr · Δ``.
+
+    The default ``learning_rate`` is Keras' ``0.001``; PyTorch's is ``1.0`` (the paper has no
+    learning rate), so pass ``learning_rate=1.0`` to reproduce ``torch.optim.Adadelta()``.
+
+    Example:
+        >>> opt = ember.optimizers.Adadelta(model.parameters(), learning_rate=1.0)
+    """
+
+    def __init__(
+        self,
+        params=None,
+        learning_rate: float = 0.001,
+        rho: float = 0.95,
+        epsilon: float = 1e-7,
+        **kwargs,
+    ):
+        super().__init__(params, learning_rate, **kwargs)
+        owner = type(self).__name__
+        self.rho = _check_fraction("rho", rho, owner)
+        self.epsilon = _check_number("epsilon", epsilon, owner)
+
+    def _update(self, param, grad, state, lr):
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(param.data)
+            state["acc_delta"] = xp.zeros_like(param.data)
+        state["step"] += 1
+        scratch, delta = self._buffers(param, 2)
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        xp.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.rho
+        square_avg *= self.rho
+        square_avg += scratch
+        xp.add(acc_delta, self.epsilon, out=delta)
+        xp.sqrt(delta, out=delta)
+        xp.add(square_avg, self.epsilon, out=scratch)
+        xp.sqrt(scratch, out=scratch)
+        delta /= scratch
+        delta *= grad
+        xp.multiply(delta, delta, out=scratch)
+        scratch *= 1 - self.rho
+        acc_delta *= self.rho
+        acc_delta += scratch
+        delta *= lr
+        param.data -= delta
+
+    def get_config(self):
+        return self._config(rho=self.rho, epsilon=self.epsilon)
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with PyTorch's formula and bias correction.
 
     ``m ← β₁m + (1−β₁)g``, ``v ← β₂v + (1−β₂)g²``,
-    ``p ← p − lr/(1−β₁ᵗ) · m / (√v / √(1−β₂ᵗ) + ε)``.
+    ``p ← p − lr/(1−β₁ᵗ) · m / (√v / √(1−β₂ᵗ) + ε)``; with ``amsgrad=True`` ``v`` in the
+    denominator is replaced by its running maximum.
 
     ε is added after the square root of the bias-corrected ``v`` (PyTorch's placement, the ε of
     the paper's Algorithm 1). The default ε is Keras' ``1e-7``; ``epsilon=1e-8`` reproduces
     ``torch.optim.Adam`` exactly.
+
+    ``weight_decay`` is decoupled (``p ← p·(1 − lr·wd)``, Keras 3): ``Adam(weight_decay=λ)``
+    equals :class:`AdamW` and ``torch.optim.AdamW``, *not* ``torch.optim.Adam(weight_decay=λ)``,
+    which adds ``λp`` to the gradient (an L2 penalty; in Ember ``kernel_regularizer=L2(λ/2)``).
 
     Example:
         >>> model.compile(optimizer=ember.optimizers.Adam(learning_rate=1e-3), loss="mse")
@@ -209,60 +584,232 @@ class Adam(Optimizer):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs,
     ):
-        super().__init__(params, learning_rate)
-        self.beta_1 = _check_number("beta_1", beta_1, "Adam", 0.0, 1.0)
-        self.beta_2 = _check_number("beta_2", beta_2, "Adam", 0.0, 1.0)
-        for name, beta in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
-            if beta == 1.0:  # the bias correction 1 - beta^t would divide by zero at every step
-                raise ValueError(f"Adam: {name} must be in [0, 1), got {beta}")
-        self.epsilon = _check_number("epsilon", epsilon, "Adam")
+        super().__init__(params, learning_rate, **kwargs)
+        owner = type(self).__name__
+        # β = 1 would make the bias correction 1 − βᵗ divide by zero at every step
+        self.beta_1 = _check_fraction("beta_1", beta_1, owner)
+        self.beta_2 = _check_fraction("beta_2", beta_2, owner)
+        self.epsilon = _check_number("epsilon", epsilon, owner)
+        self.amsgrad = bool(amsgrad)
 
-    def _update(self, param, grad, state):
+    def _moments(self, param, grad, state, scratch):
+        """Advance ``m`` and ``v`` in place (shared by Adam, AdamW, Adamax-free variants)."""
         if not state:
             state["step"] = 0
             state["m"] = xp.zeros_like(param.data)
             state["v"] = xp.zeros_like(param.data)
+            if getattr(self, "amsgrad", False):
+                state["v_max"] = xp.zeros_like(param.data)
         state["step"] += 1
-        t, m, v = state["step"], state["m"], state["v"]
-        # One reusable scratch buffer per parameter: no temporaries allocated per step.
-        scratch = self._scratch.get(id(param))
-        if scratch is None or scratch.shape != m.shape or scratch.dtype != m.dtype:
-            scratch = self._scratch[id(param)] = xp.empty_like(m)
+        m, v = state["m"], state["v"]
         xp.subtract(grad, m, out=scratch)
         scratch *= 1 - self.beta_1
-        m += scratch  # m ← m + (1−β₁)(g − m), i.e. β₁m + (1−β₁)g
+        m += scratch  # m ← m + (1−β₁)(g − m), i.e. β₁m + (1−β₁)g (PyTorch's lerp)
         xp.multiply(grad, grad, out=scratch)
         scratch *= 1 - self.beta_2
         v *= self.beta_2
         v += scratch
+        return state["step"], m, v
+
+    def _update(self, param, grad, state, lr):
+        (scratch,) = self._buffers(param, 1)
+        t, m, v = self._moments(param, grad, state, scratch)
+        if self.amsgrad:
+            v = xp.maximum(state["v_max"], v, out=state["v_max"])
         bias1 = 1 - self.beta_1**t
         bias2_sqrt = math.sqrt(1 - self.beta_2**t)
         xp.sqrt(v, out=scratch)
         scratch /= bias2_sqrt
         scratch += self.epsilon
         xp.divide(m, scratch, out=scratch)
-        scratch *= self.learning_rate / bias1
+        scratch *= lr / bias1
         param.data -= scratch
 
     def get_config(self):
-        return {
-            "learning_rate": self.learning_rate,
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }
+        config = self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+        if self.amsgrad:
+            config["amsgrad"] = True
+        return config
 
 
-_OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), ``torch.optim.AdamW``'s formula.
+
+    Each step first shrinks ``p ← p·(1 − lr·weight_decay)``, then applies the :class:`Adam`
+    update (ε after the square root, default ``1e-7``). The default ``weight_decay`` is Keras'
+    ``0.004`` (PyTorch's is ``0.01``).
+
+    Example:
+        >>> opt = ember.optimizers.AdamW(model.parameters(), learning_rate=1e-3, weight_decay=0.01)
+    """
+
+    def __init__(
+        self,
+        params=None,
+        learning_rate: float = 0.001,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs,
+    ):
+        super().__init__(
+            params,
+            learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=amsgrad,
+            weight_decay=weight_decay,
+            **kwargs,
+        )
+
+
+class Adamax(Optimizer):
+    """Adamax (the infinity-norm Adam variant), ``torch.optim.Adamax``'s formula.
+
+    ``m ← β₁m + (1−β₁)g``, ``u ← max(β₂u, |g| + ε)``, ``p ← p − lr/(1−β₁ᵗ) · m / u``.
+
+    Epsilon convention: PyTorch's, ε inside the max; Keras uses ``max(β₂u, |g|)`` and adds ε to
+    the denominator ``u + ε``. Default ε is Keras' ``1e-7`` (PyTorch's ``1e-8``).
+
+    Example:
+        >>> opt = ember.optimizers.Adamax(model.parameters(), learning_rate=2e-3)
+    """
+
+    def __init__(
+        self,
+        params=None,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs,
+    ):
+        super().__init__(params, learning_rate, **kwargs)
+        owner = type(self).__name__
+        self.beta_1 = _check_fraction("beta_1", beta_1, owner)
+        self.beta_2 = _check_fraction("beta_2", beta_2, owner)
+        self.epsilon = _check_number("epsilon", epsilon, owner)
+
+    def _update(self, param, grad, state, lr):
+        if not state:
+            state["step"] = 0
+            state["m"] = xp.zeros_like(param.data)
+            state["u"] = xp.zeros_like(param.data)
+        state["step"] += 1
+        (scratch,) = self._buffers(param, 1)
+        m, u = state["m"], state["u"]
+        xp.subtract(grad, m, out=scratch)
+        scratch *= 1 - self.beta_1
+        m += scratch
+        xp.abs(grad, out=scratch)
+        scratch += self.epsilon
+        u *= self.beta_2
+        xp.maximum(u, scratch, out=u)
+        xp.divide(m, u, out=scratch)
+        scratch *= lr / (1 - self.beta_1 ** state["step"])
+        param.data -= scratch
+
+    def get_config(self):
+        return self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+
+
+class Nadam(Optimizer):
+    """Nadam (Dozat: Adam with Nesterov momentum), ``torch.optim.NAdam``'s formula.
+
+    With the momentum schedule ``μₜ = β₁(1 − ½·0.96^(t·ψ))`` (``ψ = momentum_decay = 0.004``,
+    the constant Keras also uses) and ``Πₜ = μ₁⋯μₜ``:
+    ``m ← β₁m + (1−β₁)g``, ``v ← β₂v + (1−β₂)g²``, ``d = √(v/(1−β₂ᵗ)) + ε``,
+    ``p ← p − lr(1−μₜ)/(1−Πₜ) · g/d − lr·μₜ₊₁/(1−Πₜμₜ₊₁) · m/d``.
+
+    PyTorch's formula is chosen (parity with ``torch.optim.NAdam``); Keras' differs only in
+    keeping one ``Π`` for all variables. ε after the square root, default Keras' ``1e-7``
+    (PyTorch's ``1e-8``); the default ``learning_rate`` is Keras' ``0.001`` (PyTorch's ``2e-3``).
+
+    Example:
+        >>> opt = ember.optimizers.Nadam(model.parameters(), learning_rate=2e-3)
+    """
+
+    def __init__(
+        self,
+        params=None,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        momentum_decay: float = 0.004,
+        **kwargs,
+    ):
+        super().__init__(params, learning_rate, **kwargs)
+        owner = type(self).__name__
+        self.beta_1 = _check_fraction("beta_1", beta_1, owner)
+        self.beta_2 = _check_fraction("beta_2", beta_2, owner)
+        self.epsilon = _check_number("epsilon", epsilon, owner)
+        self.momentum_decay = _check_number("momentum_decay", momentum_decay, owner)
+
+    def _update(self, param, grad, state, lr):
+        if not state:
+            state["step"] = 0
+            state["mu_product"] = 1.0
+            state["m"] = xp.zeros_like(param.data)
+            state["v"] = xp.zeros_like(param.data)
+        state["step"] += 1
+        t = state["step"]
+        scratch, denom = self._buffers(param, 2)
+        m, v = state["m"], state["v"]
+        mu = self.beta_1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
+        mu_next = self.beta_1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.momentum_decay))
+        mu_product = state["mu_product"] = state["mu_product"] * mu
+        xp.subtract(grad, m, out=scratch)
+        scratch *= 1 - self.beta_1
+        m += scratch
+        xp.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.beta_2
+        v *= self.beta_2
+        v += scratch
+        xp.divide(v, 1 - self.beta_2**t, out=denom)
+        xp.sqrt(denom, out=denom)
+        denom += self.epsilon
+        xp.divide(grad, denom, out=scratch)
+        scratch *= lr * (1.0 - mu) / (1.0 - mu_product)
+        param.data -= scratch
+        xp.divide(m, denom, out=scratch)
+        scratch *= lr * mu_next / (1.0 - mu_product * mu_next)
+        param.data -= scratch
+
+    def get_config(self):
+        config = self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+        if self.momentum_decay != 0.004:
+            config["momentum_decay"] = self.momentum_decay
+        return config
+
+
+_OPTIMIZERS = {
+    "sgd": SGD,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+    "adadelta": Adadelta,
+    "adam": Adam,
+    "adamw": AdamW,
+    "adamax": Adamax,
+    "nadam": Nadam,
+}
 
 
 def get(identifier) -> Optimizer:
-    """Resolve ``"adam"``/``"sgd"`` (Keras defaults) or pass an :class:`Optimizer` through."""
+    """Resolve a name (``"adam"``, ``"rmsprop"``, … with Keras defaults), a
+    :func:`serialize` dict, or pass an :class:`Optimizer` through."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
         return lookup("optimizer", identifier, _OPTIMIZERS)()
+    if isinstance(identifier, dict) and "name" in identifier:
+        return deserialize(identifier)
     raise TypeError(f"optimizer must be a name such as 'adam' or an Optimizer, got {identifier!r}")
 
 

@@ -210,7 +210,10 @@ def test_B9_unknown_activation_suggests_the_closest():
         layers.Dense(3, activation="rleu")
     message = str(info.value)
     assert "unknown activation 'rleu'" in message and "Did you mean 'relu'?" in message
-    assert "linear, relu, sigmoid, softmax, tanh" in message
+    # the message lists every valid name, sorted
+    listed = message.split("Valid activation names: ")[1].split(", ")
+    assert listed == sorted(ember.activations._ACTIVATIONS)
+    assert {"linear", "relu", "sigmoid", "softmax", "tanh", "gelu", "swish"} <= set(listed)
     with pytest.raises(ValueError, match="Did you mean 'softmax'"):
         layers.Activation("sofmax")
     with pytest.raises(ValueError, match="Did you mean 'glorot_uniform'"):

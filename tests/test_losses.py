@@ -735,3 +735,227 @@ def test_metric_unknown_name_suggests_the_closest():
         metrics.get("binary_acuracy")
     with pytest.raises(ValueError, match="Did you mean 'accuracy'"):
         metrics.validate_names(["accuracy", "acuracy"])
+
+
+# ------------------------------------------------------------------------------ issue 4 losses
+# name -> (registry names, class, (y_true, y_pred) maker)
+def _regression(rng):
+    return rng.uniform(-1, 1, size=(N, 3)), rng.uniform(-4, 4, size=(N, 3))
+
+
+def _hinge_targets(rng):
+    return rng.integers(0, 2, size=(N, 3)).astype(np.float64), rng.uniform(-2, 2, size=(N, 3))
+
+
+def _nll_case(rng):
+    z = rng.uniform(-3, 3, size=(N, C))
+    return _labels(rng), z - np.log(np.exp(z).sum(-1, keepdims=True))  # log-probabilities
+
+
+def _kl_case(rng):
+    return _probabilities(rng), _probabilities(rng)
+
+
+NEW_LOSSES = {
+    "mse": (("mse", "mean_squared_error"), losses.MeanSquaredError, _regression),
+    "half_mse": (("half_mse", "half_mean_squared_error"), losses.HalfMeanSquaredError, _regression),
+    "rmse": (("rmse", "root_mean_squared_error"), losses.RootMeanSquaredError, _regression),
+    "mae": (("mae", "mean_absolute_error"), losses.MeanAbsoluteError, _regression),
+    "huber": (("huber",), losses.Huber, _regression),
+    "nll": (("nll", "negative_log_likelihood"), losses.NegativeLogLikelihood, _nll_case),
+    "hinge": (("hinge",), losses.Hinge, _hinge_targets),
+    "kl_divergence": (
+        ("kl_divergence", "kld", "kullback_leibler_divergence"),
+        losses.KLDivergence,
+        _kl_case,
+    ),
+}
+
+
+def _per_sample_numpy(kind, y, p, delta=1.0):
+    """Hand formulas, one value per sample."""
+    if kind in ("mse", "rmse"):
+        return ((p - y) ** 2).mean(-1)
+    if kind == "half_mse":
+        return 0.5 * ((p - y) ** 2).mean(-1)
+    if kind == "mae":
+        return np.abs(p - y).mean(-1)
+    if kind == "huber":
+        a = np.abs(p - y)
+        return np.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)).mean(-1)
+    if kind == "nll":
+        return -p[np.arange(len(y)), y]
+    if kind == "hinge":
+        signs = 2 * y - 1 if np.all((y == 0) | (y == 1)) else y
+        return np.maximum(1 - signs * p, 0).mean(-1)
+    return (y * np.log(y / p)).sum(-1)  # kl_divergence
+
+
+def _torch_new_loss(kind, torch, y, p, delta=1.0):
+    F = _f(torch)
+    if kind == "nll":
+        return F.nll_loss(p, torch.tensor(y, dtype=torch.long))
+    target = torch.tensor(y, dtype=p.dtype)
+    if kind == "mse":
+        return torch.nn.MSELoss()(p, target)
+    if kind == "half_mse":
+        return 0.5 * torch.nn.MSELoss()(p, target)
+    if kind == "rmse":
+        return torch.sqrt(torch.nn.MSELoss()(p, target))
+    if kind == "mae":
+        return torch.nn.L1Loss()(p, target)
+    if kind == "huber":
+        return torch.nn.HuberLoss(delta=delta)(p, target)
+    if kind == "hinge":  # no torch twin for Keras' hinge: the formula in torch ops
+        return torch.clamp(1 - (2 * target - 1) * p, min=0).mean(-1).mean()
+    # KLDivLoss takes log q; batchmean divides the sum by the batch size (the true KL mean)
+    return torch.nn.KLDivLoss(reduction="batchmean", log_target=False)(torch.log(p), target)
+
+
+@pytest.mark.parametrize("kind", sorted(NEW_LOSSES))
+def test_new_losses_resolve_by_every_name(kind):
+    names, cls, _ = NEW_LOSSES[kind]
+    for name in names:
+        assert type(losses.get(name)) is cls
+    assert type(losses.get(cls)) is cls
+    again = losses.deserialize(losses.serialize(cls()))
+    assert type(again) is cls
+
+
+@pytest.mark.parametrize("kind", sorted(NEW_LOSSES))
+def test_new_losses_match_the_hand_formula_and_gradcheck(kind):
+    names, cls, make = NEW_LOSSES[kind]
+    y, p = make(_rng(11))
+    out = losses.get(names[0])(y, ember.tensor(p))
+    expected = _per_sample_numpy(kind, y, p).mean()
+    if kind == "rmse":
+        expected = math.sqrt(expected)
+    assert out.shape == () and out.dtype == np.float64
+    assert out.item() == pytest.approx(expected, rel=1e-12)
+    assert gradcheck(lambda t: cls()(y, t), p).ok
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", sorted(NEW_LOSSES))
+def test_new_losses_match_torch(kind, dtype, torch):
+    _, cls, make = NEW_LOSSES[kind]
+    y, p = make(_rng(12))
+    tol = {} if dtype == np.float32 else dict(atol=1e-12, rtol=1e-12, grad_atol=1e-12)
+    assert_matches_torch(
+        lambda t: cls()(y, t),
+        lambda t: _torch_new_loss(kind, torch, y, t),
+        [p.astype(dtype)],
+        dtype=dtype,
+        **tol,
+    )
+
+
+@pytest.mark.parametrize("delta", [0.5, 1.0, 2.5])
+def test_huber_delta_matches_torch_in_both_regions(delta, torch):
+    y = _rng(13).uniform(-1, 1, size=(N, 3))
+    p = y + np.linspace(-4, 4, 15).reshape(N, 3) + 0.01  # |error| from 0.01 to 4, never δ
+    a = np.abs(p - y)
+    assert (a < delta).any() and (a > delta).any()  # both branches are exercised
+    out = losses.Huber(delta=delta)(y, ember.tensor(p)).item()
+    assert out == pytest.approx(_per_sample_numpy("huber", y, p, delta).mean(), rel=1e-12)
+    assert_matches_torch(
+        lambda t: losses.huber(y, t, delta=delta),
+        lambda t: _torch_new_loss("huber", torch, y, t, delta),
+        [p],
+        dtype=np.float64,
+        atol=1e-12,
+        rtol=1e-12,
+        grad_atol=1e-12,
+    )
+    assert losses.get("huber").delta == 1.0  # Keras' and PyTorch's default
+    again = losses.deserialize(losses.serialize(losses.Huber(delta=delta)))
+    assert again.delta == delta
+
+
+@pytest.mark.parametrize("kind", sorted(NEW_LOSSES))
+def test_new_losses_sample_weight_is_a_weighted_mean_over_the_batch(kind):
+    _, cls, make = NEW_LOSSES[kind]
+    y, p = make(_rng(14))
+    w = np.array([0.5, 2.0, 0.0, 1.0, 3.0])
+    per_sample = _per_sample_numpy(kind, y, p)
+    expected = np.sum(w * per_sample) / N
+    if kind == "rmse":
+        expected = math.sqrt(expected)  # √ of the weighted MSE
+    t = ember.tensor(p, requires_grad=True)
+    out = cls()(y, t, sample_weight=w)
+    out.backward()
+    assert out.item() == pytest.approx(expected, rel=1e-12)
+    assert np.all(t.grad[2] == 0) and np.any(t.grad[1] != 0)
+    assert gradcheck(lambda q: cls()(y, q, sample_weight=w), p).ok
+
+
+def test_loss_hand_values():
+    y, p = [[1.0], [0.0]], ember.tensor([[0.3], [0.5]], dtype="float64")
+    assert losses.hinge(y, p).item() == pytest.approx((0.7 + 1.5) / 2)
+    assert losses.hinge([[1.0], [-1.0]], p).item() == losses.hinge(y, p).item()
+    # labels in {-1, 1} are used as they are; other values are not converted either
+    assert losses.hinge([[2.0], [-1.0]], p).item() == pytest.approx((0.4 + 1.5) / 2)
+    zeros = [[0.0], [0.0]]
+    assert losses.huber(zeros, ember.tensor([[0.5], [3.0]], dtype="float64")).item() == (
+        pytest.approx((0.125 + 2.5) / 2)
+    )
+    assert losses.half_mean_squared_error(zeros, ember.tensor([[1.0], [3.0]])).item() == 2.5
+    assert losses.root_mean_squared_error(zeros, ember.tensor([[3.0], [-3.0]])).item() == 3.0
+    assert losses.mae(zeros, ember.tensor([[1.0], [-3.0]])).item() == 2.0
+    kl = losses.kl_divergence([[0.5, 0.5]], ember.tensor([[0.25, 0.75]], dtype="float64"))
+    assert kl.item() == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(2 / 3), rel=1e-14)
+    logp = ember.ops.log_softmax(ember.tensor([[0.0, 2.0]], dtype="float64"))
+    assert losses.nll([1], logp).item() == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-14)
+
+
+def test_kl_divergence_clips_like_keras_so_zero_probabilities_stay_finite():
+    y = np.array([[0.0, 1.0]])
+    p = ember.tensor([[0.5, 0.0]], dtype="float64", requires_grad=True)
+    out = losses.KLDivergence()(y, p)
+    out.backward()
+    e = 1e-7
+    assert out.item() == pytest.approx(e * math.log(e / 0.5) + math.log(1 / e), rel=1e-12)
+    assert np.all(np.isfinite(p.grad))
+
+
+def test_rmse_of_a_perfect_fit_is_zero_with_zero_gradient():
+    p = ember.tensor([[1.0, 2.0]], dtype="float64", requires_grad=True)
+    out = losses.RootMeanSquaredError()([[1.0, 2.0]], p)
+    out.backward()
+    assert out.item() == 0.0 and np.all(p.grad == 0)
+
+
+def test_nll_checks_its_labels_and_shapes():
+    logp = ember.tensor(np.log(np.full((2, 3), 1 / 3)))
+    with pytest.raises(ValueError, match=r"label 3 \(at index 1\) is outside the valid range"):
+        losses.nll([0, 3], logp)
+    with pytest.raises(ValueError, match=r"y_pred must be \(batch, classes\)"):
+        losses.nll([0, 1], ember.tensor(np.zeros(2)))
+
+
+def test_B9_new_loss_names_and_hyper_parameters():
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="huber: delta must be a positive number"):
+            losses.Huber(delta=bad)
+    for typo, closest in [
+        ("hubber", "huber"),
+        ("kl_divergance", "kl_divergence"),
+        ("hinje", "hinge"),
+        ("rmes", "rmse"),
+        ("half_mes", "half_mse"),
+    ]:
+        with pytest.raises(ValueError, match=rf"unknown loss '{typo}'\. Did you mean '{closest}'"):
+            losses.get(typo)
+
+
+def test_compile_accepts_the_new_loss_names():
+    rng = _rng(15)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = x @ rng.standard_normal((4, 1)).astype(np.float32)
+    for name in ("huber", "mae", "rmse", "half_mse", "mse"):
+        ember.manual_seed(0)
+        model = ember.models.Sequential([ember.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss=name)
+        history = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+        assert history.history["loss"][-1] < history.history["loss"][0]
+        assert type(model.loss) is type(losses.get(name))

@@ -494,6 +494,214 @@ case(
     "the cast would be the identity",
 )
 
+
+# --- the activation catalogue (ember/ops/activations.py)
+def _wide(shape, low, high, avoid=(), margin=0.1):
+    """Uniform in [low, high], at least ``margin`` away from each kink in ``avoid``."""
+
+    def make(rng):
+        x = np.asarray(rng.uniform(low, high, size=shape))
+        for p in avoid:
+            x = np.where(np.abs(x - p) < margin, x + 2 * margin, x)
+        return x
+
+    return make
+
+
+case(
+    "binary_step",
+    "binary_step",
+    _e("binary_step"),
+    lambda x: torch.heaviside(x, torch.ones((), dtype=x.dtype)),
+    [away_from_zero((3, 4))],
+    notes="value-only parity: torch.heaviside has no backward; Ember's gradient is 0 everywhere",
+    parity={"grad": False},
+)
+case(
+    "binary_step_at_zero",
+    "binary_step",
+    _e("binary_step"),
+    lambda x: torch.heaviside(x, torch.ones((), dtype=x.dtype)),
+    [_AT_ZERO],
+    notes="step(0) = 1, as heaviside(0, 1); a jump, so no gradcheck",
+    no_gradcheck=True,
+    parity={"grad": False},
+)
+case(
+    "binary_step_threshold",
+    "binary_step",
+    lambda x: ops.binary_step(x, threshold=0.5),
+    lambda x: torch.heaviside(x - 0.5, torch.ones((), dtype=x.dtype)),
+    [np.array([-1.0, 0.2, 0.5, 0.55, 1.5])],
+    notes="value-only parity: torch.heaviside has no backward; x = threshold included",
+    parity={"grad": False},
+    no_gradcheck=True,
+)
+case("arctan", "arctan", _e("arctan"), _t("atan"), [_wide((3, 4), -5, 5)])
+case(
+    "leaky_relu_default",
+    "leaky_relu",
+    _e("leaky_relu"),
+    lambda x: F.leaky_relu(x, 0.01),
+    [away_from_zero((3, 4))],
+)
+case(
+    "leaky_relu_0_2",
+    "leaky_relu",
+    lambda x: ops.leaky_relu(x, negative_slope=0.2),
+    lambda x: F.leaky_relu(x, 0.2),
+    [away_from_zero((3, 4))],
+)
+case(
+    "leaky_relu_at_zero",
+    "leaky_relu",
+    _e("leaky_relu"),
+    lambda x: F.leaky_relu(x, 0.01),
+    [_AT_ZERO],
+    _KINK,
+    no_gradcheck=True,
+)
+case("rectifier_relu", "rectifier", _e("rectifier"), _t("relu"), [away_from_zero((3, 4))])
+case(
+    "rectifier_abs",
+    "rectifier",
+    lambda x: ops.rectifier(x, -1.0),
+    _t("abs"),
+    [away_from_zero((3, 4))],
+)
+case(
+    "rectifier_abs_at_zero",
+    "rectifier",
+    lambda x: ops.rectifier(x, -1.0),
+    _t("abs"),
+    [_AT_ZERO],
+    _KINK,
+    no_gradcheck=True,
+)
+case(
+    "rectifier_leaky_0_3",
+    "rectifier",
+    lambda x: ops.rectifier(x, 0.3),
+    lambda x: F.leaky_relu(x, 0.3),
+    [away_from_zero((3, 4))],
+)
+case(
+    "rectifier_alpha_2",
+    "rectifier",
+    lambda x: ops.rectifier(x, 2.0),
+    lambda x: torch.where(x > 0, x, 2.0 * x),
+    [away_from_zero((2, 3, 4))],
+)
+case(
+    "prelu_per_channel",
+    "prelu",
+    _e("prelu"),
+    F.prelu if F is not None else None,
+    [away_from_zero((5, 4)), uniform((4,), 0.0, 0.5)],
+)
+case(
+    "prelu_shared",
+    "prelu",
+    _e("prelu"),
+    F.prelu if F is not None else None,
+    [away_from_zero((5, 4)), uniform((1,), 0.0, 0.5)],
+)
+case(
+    "prelu_channels_last_3d",
+    "prelu",
+    _e("prelu"),
+    lambda x, a: torch.where(x > 0, x, a * x),
+    [away_from_zero((2, 3, 4)), uniform((1, 1, 4), 0.0, 0.5)],
+)
+case(
+    "prelu_at_zero",
+    "prelu",
+    _e("prelu"),
+    lambda x, a: F.prelu(x, a),
+    [_AT_ZERO.reshape(1, 4), np.array([0.25])],
+    _KINK,
+    no_gradcheck=True,
+)
+case("elu", "elu", _e("elu"), F.elu if F is not None else None, [away_from_zero((3, 4))])
+case(
+    "elu_alpha_0_5",
+    "elu",
+    lambda x: ops.elu(x, alpha=0.5),
+    lambda x: F.elu(x, alpha=0.5),
+    [away_from_zero((3, 4))],
+)
+case(
+    "elu_at_zero",
+    "elu",
+    lambda x: ops.elu(x, alpha=0.5),
+    lambda x: F.elu(x, alpha=0.5),
+    [_AT_ZERO],
+    _KINK,
+    no_gradcheck=True,
+)
+case("selu", "selu", _e("selu"), _t("selu"), [away_from_zero((3, 4), 0.2, 3.0)])
+case("softplus", "softplus", _e("softplus"), F.softplus if F else None, [_wide((3, 4), -8, 8)])
+case(
+    "log_sigmoid",
+    "log_sigmoid",
+    _e("log_sigmoid"),
+    F.logsigmoid if F is not None else None,
+    [_wide((3, 4), -8, 8)],
+)
+case("softsign", "softsign", _e("softsign"), F.softsign if F else None, [_wide((3, 4), -5, 5)])
+case("silu", "silu", _e("silu"), F.silu if F is not None else None, [_wide((3, 4), -6, 6)])
+case("mish", "mish", _e("mish"), F.mish if F is not None else None, [_wide((3, 4), -6, 6)])
+case(
+    "sinc",
+    "sinc",
+    _e("sinc"),
+    lambda x: torch.sin(x) / x,
+    [away_from_zero((3, 4), 0.6, 6.0)],
+    notes="torch.sinc is normalised (sin(πx)/(πx)); sin(x)/x away from 0",
+)
+case(
+    "sinc_near_zero",
+    "sinc",
+    _e("sinc"),
+    None,
+    [np.array([0.0, 1e-6, -1e-3, 0.05, -0.3, 0.49, 0.51])],
+    notes="the Taylor branch (|x| < 0.5) and x = 0: PyTorch's sin(x)/x cannot be evaluated or "
+    "differentiated accurately there",
+)
+case(
+    "hard_sigmoid",
+    "hard_sigmoid",
+    _e("hard_sigmoid"),
+    F.hardsigmoid if F is not None else None,
+    [_wide((4, 5), -5, 5, avoid=(-3, 3))],
+    notes="inputs off the kinks at ±3 (Keras 3's relu6(x + 3) / 6, as torch)",
+)
+case(
+    "hard_sigmoid_at_kinks",
+    "hard_sigmoid",
+    _e("hard_sigmoid"),
+    F.hardsigmoid if F is not None else None,
+    [np.array([-3.0, 3.0, 0.0, -4.0, 4.0])],
+    _KINK,
+    no_gradcheck=True,
+)
+case("gelu_exact", "gelu", _e("gelu"), F.gelu if F is not None else None, [_wide((4, 5), -4, 4)])
+case(
+    "gelu_exact_tails",
+    "gelu",
+    _e("gelu"),
+    F.gelu if F is not None else None,
+    [away_from_zero((4, 5), 3.6, 9.0)],
+    notes="|x| / √2 > 2.5: the continued-fraction branch of erf",
+)
+case(
+    "gelu_tanh",
+    "gelu",
+    lambda x: ops.gelu(x, approximate=True),
+    lambda x: F.gelu(x, approximate="tanh"),
+    [_wide((4, 5), -4, 4)],
+)
+
 # --- softmax family and fused losses
 for _shape, _axis in [((3, 4), -1), ((3, 4), 0), ((2, 3, 4), 1)]:
     _tag = f"{_shape}_axis{_axis}".replace(" ", "")
@@ -782,6 +990,122 @@ case(
     lambda x: ops.getitem(x, (slice(None), 2)),
     lambda x: x[:, 2],
     [(4, 5)],
+)
+
+
+# ------------------------------------------------------------------ convolution and pooling
+# Ember is NHWC with HWIO kernels; PyTorch NCHW with OIHW: the references permute in and out.
+def _nchw(x):
+    return x.permute(0, 3, 1, 2)
+
+
+def _nhwc(x):
+    return x.permute(0, 2, 3, 1)
+
+
+case(
+    "conv2d_valid_stride1",
+    "conv2d",
+    lambda x, k: ops.conv2d(x, k),
+    lambda x, k: _nhwc(F.conv2d(_nchw(x), k.permute(3, 2, 0, 1))),
+    [(2, 6, 5, 3), (3, 3, 3, 4)],
+    notes="strides, 'same' padding and dilation are swept in test_conv_ops.py",
+)
+case(
+    "conv2d_stride2_dilated_bias",
+    "conv2d",
+    lambda x, k, b: ops.conv2d(x, k, 2, "valid", 2, bias=b),
+    lambda x, k, b: _nhwc(F.conv2d(_nchw(x), k.permute(3, 2, 0, 1), b, stride=2, dilation=2)),
+    [(1, 9, 8, 2), (2, 3, 2, 3), (3,)],
+)
+case(
+    "conv2d_transpose_stride2",
+    "conv2d_transpose",
+    lambda x, k: ops.conv2d_transpose(x, k, 2),
+    lambda x, k: _nhwc(F.conv_transpose2d(_nchw(x), k.permute(3, 2, 0, 1), stride=2)),
+    [(2, 3, 4, 2), (3, 3, 4, 2)],
+    notes="Keras kernel (kh, kw, filters, in) is torch's (in, filters, kh, kw)",
+)
+case(
+    "depthwise_conv2d_multiplier2",
+    "depthwise_conv2d",
+    lambda x, k: ops.depthwise_conv2d(x, k),
+    lambda x, k: _nhwc(F.conv2d(_nchw(x), k.permute(2, 3, 0, 1).reshape(6, 1, 3, 3), groups=3)),
+    [(2, 5, 6, 3), (3, 3, 3, 2)],
+)
+case(
+    "max_pool2d_2x2",
+    "max_pool2d",
+    lambda x: ops.max_pool2d(x, 2),
+    lambda x: _nhwc(F.max_pool2d(_nchw(x), 2)),
+    [distinct((2, 5, 4, 3))],
+)
+case(
+    "max_pool2d_overlapping",
+    "max_pool2d",
+    lambda x: ops.max_pool2d(x, 3, 2),
+    lambda x: _nhwc(F.max_pool2d(_nchw(x), 3, 2)),
+    [distinct((1, 7, 6, 2))],
+)
+case(
+    "avg_pool2d_2x2",
+    "avg_pool2d",
+    lambda x: ops.avg_pool2d(x, 2),
+    lambda x: _nhwc(F.avg_pool2d(_nchw(x), 2)),
+    [(2, 5, 4, 3)],
+)
+case(
+    "avg_pool2d_overlapping",
+    "avg_pool2d",
+    lambda x: ops.avg_pool2d(x, 3, 2),
+    lambda x: _nhwc(F.avg_pool2d(_nchw(x), 3, 2)),
+    [(1, 7, 6, 2)],
+)
+case(
+    "upsample_nearest2d",
+    "upsample_nearest2d",
+    lambda x: ops.upsample_nearest2d(x, (2, 3)),
+    lambda x: _nhwc(F.interpolate(_nchw(x), scale_factor=(2, 3), mode="nearest")),
+    [(2, 3, 2, 4)],
+)
+
+
+# ------------------------------------------------------------------ normalization
+def _torch_batch_norm(x, g, b):
+    return F.batch_norm(x, None, None, g, b, training=True, eps=1e-3)
+
+
+case(
+    "normalize_batch_axis0",
+    "normalize",
+    lambda x, g, b: ops.normalize(x, (0,), g, b, 1e-3)[0],
+    _torch_batch_norm,
+    [(6, 4), (4,), (4,)],
+)
+case(
+    "normalize_layer_last_axis",
+    "normalize",
+    lambda x, g, b: ops.normalize(x, (2,), g, b, 1e-3, param_shape=(1, 1, 5))[0],
+    lambda x, g, b: F.layer_norm(x, (5,), g, b, eps=1e-3),
+    [(2, 3, 5), (5,), (5,)],
+)
+_MOVING_MEAN = np.array([[0.5, -0.2, 0.1, 0.0]])
+_MOVING_VAR = np.array([[1.5, 0.7, 2.0, 1.0]])
+case(
+    "normalize_inference",
+    "normalize_inference",
+    lambda x, g, b: ops.normalize_inference(x, _MOVING_MEAN, _MOVING_VAR, g, b, 1e-3),
+    lambda x, g, b: F.batch_norm(
+        x,
+        torch.as_tensor(_MOVING_MEAN[0], dtype=x.dtype),
+        torch.as_tensor(_MOVING_VAR[0], dtype=x.dtype),
+        g,
+        b,
+        training=False,
+        eps=1e-3,
+    ),
+    [(6, 4), (4,), (4,)],
+    notes="moving statistics are float64 constants: they must not up-cast float32",
 )
 
 NON_DIFFERENTIABLE = {

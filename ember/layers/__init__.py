@@ -8,8 +8,24 @@ Example:
     ... ])
 """
 
+from ember.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from ember.layers.base import InputSpec, Layer, Parameter
+from ember.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from ember.layers.core import Activation, Dense, Flatten, Input, InputLayer, SymbolicTensor
+from ember.layers.normalization import BatchNormalization, LayerNormalization
+from ember.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPooling1D,
+    MaxPooling2D,
+)
+from ember.layers.preprocessing import Normalization
+from ember.layers.regularization import Dropout, GaussianNoise
+from ember.layers.reshaping import Reshape, UpSampling2D, ZeroPadding2D
 
 __all__ = [
     "Layer",
@@ -21,4 +37,30 @@ __all__ = [
     "Input",
     "InputLayer",
     "SymbolicTensor",
+    "BatchNormalization",
+    "LayerNormalization",
+    "Dropout",
+    "GaussianNoise",
+    "PReLU",
+    "LeakyReLU",
+    "ELU",
+    "ReLU",
+    "Softmax",
+    "Normalization",
+    "Conv1D",
+    "Conv2D",
+    "Conv2DTranspose",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "Reshape",
+    "ZeroPadding2D",
+    "UpSampling2D",
 ]

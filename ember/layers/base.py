@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -16,6 +18,36 @@ from ember.tensor import Tensor, _as_array, no_grad
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
 LAYER_CLASSES: dict[str, type] = {}
+
+
+class _CallContext(threading.local):
+    """The ``training`` value of the layer call in progress (``None`` outside any call), which
+    nested calls without ``training=`` inherit, and whether layers are only being probed for
+    their output shape."""
+
+    training: bool | None = None
+    shape_inference: bool = False
+
+
+_call_context = _CallContext()
+
+
+@contextmanager
+def shape_inference():
+    """Mark layer calls as shape probes (functional API, ``Sequential.build``): a layer that
+    cannot compute real outputs yet (an un-adapted ``Normalization``) returns a placeholder of
+    the right shape instead of raising."""
+    previous = _call_context.shape_inference
+    _call_context.shape_inference = True
+    try:
+        yield
+    finally:
+        _call_context.shape_inference = previous
+
+
+def in_shape_inference() -> bool:
+    """True inside :func:`shape_inference`."""
+    return _call_context.shape_inference
 
 
 def unique_name(base: str) -> str:
@@ -66,6 +98,15 @@ class Layer:
     outputs in ``call(inputs)`` (optionally ``call(inputs, training=False)``). ``build`` runs on
     the first call, so input sizes are inferred.
 
+    Training and inference mode: ``layer(x, training=True/False)`` chooses explicitly. With
+    ``training=None`` (the default) a layer called inside another layer's call takes the outer
+    call's mode (Keras' call context: ``fit`` calls the model with ``training=True`` and every
+    nested layer follows, even through a subclassed model's ``call`` that does not pass it on);
+    a top-level call uses the layer's own mode, set PyTorch-style by :meth:`train` /
+    :meth:`eval` and inference by default (as a direct Keras call). ``fit`` passes
+    ``training=True`` and ``evaluate``/``predict`` ``training=False`` explicitly, so they never
+    change the mode attribute.
+
     Example (the classic Keras custom layer):
         >>> class MyDense(ember.layers.Layer):
         ...     def __init__(self, units):
@@ -96,6 +137,26 @@ class Layer:
         self._losses: list[Tensor] = []
         self._build_shape: tuple | None = None
         self._weight_regularizers: list = []
+        self.training = False
+
+    # ---------------------------------------------------------------- mode
+    def train(self, mode: bool = True) -> Layer:
+        """Set training mode (``mode=True``) or inference mode on this layer and every nested
+        layer, like ``torch.nn.Module.train``; returns the layer.
+
+        Example:
+            >>> model.train()   # Dropout drops, BatchNormalization uses batch statistics
+            >>> model.eval()    # the reverse
+        """
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"{self.name}.train: mode must be True or False, got {mode!r}")
+        for layer in self._all_layers():
+            layer.training = bool(mode)
+        return self
+
+    def eval(self) -> Layer:
+        """Inference mode on this layer and every nested layer (``train(False)``)."""
+        return self.train(False)
 
     # ---------------------------------------------------------------- weights
     def add_weight(
@@ -220,9 +281,19 @@ class Layer:
             self.built = True
         self._check_input(inputs)
         self._losses = []
+        if training is None:
+            training = _call_context.training
+            if training is None:
+                training = self.training
+        training = bool(training)
         if self._call_takes_training:
-            kwargs["training"] = bool(training)
-        return self.call(inputs, **kwargs)
+            kwargs["training"] = training
+        previous = _call_context.training
+        _call_context.training = training  # nested calls without training= follow this one
+        try:
+            return self.call(inputs, **kwargs)
+        finally:
+            _call_context.training = previous
 
     def _convert_input(self, inputs) -> Tensor:
         if isinstance(inputs, Tensor):
@@ -277,6 +348,7 @@ class Layer:
 
 
 Layer._call_takes_training = False
+Layer.training = False  # also for subclasses that set attributes before Layer.__init__
 
 
 class SymbolicTensor:
@@ -294,7 +366,7 @@ class SymbolicTensor:
     def apply(self, layer: Layer, kwargs: dict) -> SymbolicTensor:
         # Shape inference by running the layer on a zero batch of one sample.
         probe = Tensor(np.zeros((1,) + self.shape[1:], dtype=layer.dtype))
-        with no_grad():
+        with no_grad(), shape_inference():
             out = layer(probe, training=False, **kwargs)
         return SymbolicTensor((None,) + tuple(out.shape[1:]), layer, (self,), kwargs)
 

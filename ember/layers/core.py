@@ -22,7 +22,10 @@ class Dense(Layer):
         activation: a name (``"relu"``), a callable or ``None`` (linear).
         use_bias: add a learned bias.
         kernel_initializer, bias_initializer: names or initializer objects.
-        kernel_regularizer, bias_regularizer, activity_regularizer: penalties added to the loss.
+        kernel_regularizer, bias_regularizer, activity_regularizer: penalties added to the loss
+            (names such as ``"l2"`` or ``ember.regularizers`` objects). The activity penalty is
+            applied to the layer's output (after the activation) and divided by the batch size,
+            as tf.keras does, so its weight does not depend on ``batch_size`` (Keras 3 sums it).
 
     Example:
         >>> layer = ember.layers.Dense(3, activation="relu")

@@ -29,8 +29,8 @@ from ember import losses as losses_module
 from ember import metrics as metrics_module
 from ember import ops
 from ember import optimizers as optimizers_module
-from ember.callbacks import CallbackList, History
-from ember.layers.base import Layer
+from ember.callbacks import Callback, CallbackList, History
+from ember.layers.base import Layer, shape_inference
 from ember.layers.core import InputLayer, SymbolicTensor
 from ember.tensor import Tensor, default_rng, no_grad
 
@@ -206,14 +206,81 @@ class Model(Layer):
             raise ValueError(f"{method}: {name} must be an integer >= {low}, got {value!r}")
         return int(value)
 
+    def _with_penalties(self, loss: Tensor) -> Tensor:
+        """The data loss plus every regularization penalty of the last forward pass.
+
+        ``fit`` and ``evaluate`` both report this sum (Keras does too), computed the same way in
+        float32, so with frozen weights fit's epoch loss equals evaluate's loss.
+        """
+        penalties = self.losses
+        if penalties:
+            loss = loss + ops.stack([ops.reshape(p, ()) for p in penalties]).sum()
+        return loss
+
+    def _class_sample_weights(self, class_weight, y: np.ndarray, method: str) -> np.ndarray:
+        """Per-sample weights ``class_weight[label]`` (Keras' ``class_weight`` semantics).
+
+        Labels are integer class indices, or one-hot / probability rows (argmax), or a single
+        column of 0/1 targets (binary). Every class present in ``y`` must be in the dict.
+        """
+        if not isinstance(class_weight, dict) or not class_weight:
+            raise TypeError(
+                f"{method}: class_weight must be a non-empty dict {{class index: weight}}, "
+                f"got {class_weight!r}"
+            )
+        keys, values = [], []
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+                raise TypeError(
+                    f"{method}: class_weight keys must be integer class indices, got {key!r}"
+                )
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(
+                    f"{method}: class_weight[{key}] must be a finite number >= 0, got {value!r}"
+                )
+            keys.append(int(key))
+            values.append(float(value))
+        if y.ndim == 1:
+            labels = y
+        elif y.ndim == 2 and y.shape[1] == 1:
+            labels = y[:, 0]
+        elif y.ndim == 2:
+            labels = np.argmax(y, axis=1)
+        else:
+            raise ValueError(
+                f"{method}: class_weight needs class labels of shape (N,), (N, 1) or one-hot "
+                f"(N, classes); y has shape {y.shape}"
+            )
+        if labels.dtype.kind == "f":
+            if not np.array_equal(labels, np.round(labels)):
+                raise ValueError(
+                    f"{method}: class_weight needs integer class labels; y has non-integer "
+                    "values (class_weight is for classification)"
+                )
+        labels = labels.astype(np.int64)
+        order = np.argsort(keys)
+        sorted_keys = np.asarray(keys, dtype=np.int64)[order]
+        sorted_values = np.asarray(values, dtype=self.dtype)[order]
+        index = np.clip(np.searchsorted(sorted_keys, labels), 0, len(sorted_keys) - 1)
+        found = sorted_keys[index] == labels
+        if not found.all():
+            missing = sorted(int(c) for c in np.unique(labels[~found]))
+            raise ValueError(
+                f"{method}: class_weight has no weight for class(es) {missing} present in y; "
+                f"it covers {sorted(keys)}"
+            )
+        return sorted_values[index]
+
     # ---------------------------------------------------------------- training
     def train_step(self, x_batch, y_batch, sample_weight=None) -> tuple[float, np.ndarray]:
         """One optimizer step on a batch; returns the loss (with penalties) and the predictions."""
         y_pred = self(x_batch, training=True)
-        loss = self.loss(y_batch, y_pred, sample_weight)
-        penalties = self.losses
-        if penalties:
-            loss = loss + ops.stack([ops.reshape(p, ()) for p in penalties]).sum()
+        loss = self._with_penalties(self.loss(y_batch, y_pred, sample_weight))
         value = float(loss.data)
         if not math.isfinite(value):
             return value, y_pred.data
@@ -246,6 +313,7 @@ class Model(Layer):
         shuffle: bool = True,
         sample_weight=None,
         initial_epoch: int = 0,
+        class_weight: dict | None = None,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` in shuffled mini-batches.
 
@@ -253,7 +321,20 @@ class Model(Layer):
         validation data, as Keras does; the last partial batch of each epoch is kept. Reported
         epoch losses and metrics are sample-weighted means over the epoch. A non-finite loss
         stops training with :class:`NonFiniteLossError` naming the epoch and batch; the weights
-        stay those of the last finite step.
+        stay those of the last finite step — unless a callback sets ``model.stop_training`` in
+        ``on_train_batch_end`` when it sees the non-finite batch loss (as
+        :class:`~ember.callbacks.TerminateOnNaN` does): then the epoch ends, the remaining
+        callbacks run and the History is returned without raising.
+
+        The reported loss includes the regularization penalties (as ``evaluate``'s does).
+        Layers run with ``training=True`` here and ``training=False`` in validation; ``fit``
+        never changes a layer's own mode, so the model's mode is the same afterwards, also when
+        an exception is raised.
+
+        ``class_weight`` (``{class index: weight}``) multiplies each training sample's weight by
+        the weight of its class (labels as integers, one-hot rows or one 0/1 column); with
+        ``sample_weight`` the two are multiplied. Every class in ``y`` needs a weight. Validation
+        data is not class-weighted (Keras).
 
         Returns:
             A :class:`~ember.callbacks.History` whose ``.history`` maps ``"loss"``, each metric
@@ -288,14 +369,25 @@ class Model(Layer):
                 sample_weight, w_val = sample_weight[:-n_val], sample_weight[-n_val:]
         else:
             x_val = None
+        if class_weight is not None:
+            weights = self._class_sample_weights(class_weight, y, method)
+            sample_weight = weights if sample_weight is None else sample_weight * weights
 
+        if isinstance(callbacks, Callback):  # a single callback, as Keras accepts
+            callbacks = [callbacks]
         history = History()
-        callback_list = CallbackList([history, *(callbacks or [])], self)
-        self.history = history
-        self.stop_training = False
         n = len(x)
         steps = math.ceil(n / batch_size)
+        # History runs last (Keras): it records keys other callbacks add, e.g. learning_rate.
+        callback_list = CallbackList(
+            [*(callbacks or []), history],
+            self,
+            {"epochs": epochs, "steps": steps, "verbose": verbose},
+        )
+        self.history = history
+        self.stop_training = False
         callback_list.on_train_begin()
+        logs: dict = {}
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
             order = default_rng().permutation(n) if shuffle else np.arange(n)
@@ -312,8 +404,15 @@ class Model(Layer):
                         value, y_pred = self.train_step(xb, yb, wb)
                         problem = None if math.isfinite(value) else f"the loss became {value}"
                     except NonFiniteLossError as exc:
-                        problem = str(exc)
+                        value, problem = None, str(exc)
                     if problem is not None:
+                        if value is not None:
+                            # The step was not applied; a callback (TerminateOnNaN) may choose
+                            # to end training cleanly instead of the exception below.
+                            callback_list.on_train_batch_end(step, {"loss": value})
+                            if self.stop_training:
+                                total_loss += value * len(index)
+                                break
                         raise NonFiniteLossError(
                             f"{method}: {problem} at epoch {epoch + 1}, batch "
                             f"{step + 1} of {steps}; training stopped and the weights are those "
@@ -339,7 +438,9 @@ class Model(Layer):
                 logs = {"loss": total_loss / min(n, (step + 1) * batch_size)}
                 logs.update({m.name: m.result() for m in metrics or []})
                 if x_val is not None:
-                    val_logs = self._evaluate_arrays(x_val, y_val, batch_size, w_val)
+                    callback_list.on_test_begin()
+                    val_logs = self._evaluate_arrays(x_val, y_val, batch_size, w_val, callback_list)
+                    callback_list.on_test_end(val_logs)
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 if bar is not None:
                     bar.set_postfix_str(_format_logs(logs), refresh=False)
@@ -351,21 +452,23 @@ class Model(Layer):
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        callback_list.on_train_end()
+        callback_list.on_train_end(logs)  # the last epoch's logs, as Keras passes
         return history
 
     # ---------------------------------------------------------------- inference
-    def _evaluate_arrays(self, x, y, batch_size, sample_weight=None) -> dict:
+    def _evaluate_arrays(self, x, y, batch_size, sample_weight=None, callbacks=None) -> dict:
         total, metrics = 0.0, None
         with no_grad():
-            for start in range(0, len(x), batch_size):
+            for batch, start in enumerate(range(0, len(x), batch_size)):
+                if callbacks is not None:
+                    callbacks.on_test_batch_begin(batch)
                 xb, yb = x[start : start + batch_size], y[start : start + batch_size]
                 wb = None if sample_weight is None else sample_weight[start : start + batch_size]
                 out = self(xb, training=False)
-                loss = self.loss(yb, out, wb)
-                penalties = self.losses
-                value = float(loss.data) + sum(float(p.data) for p in penalties)
+                value = float(self._with_penalties(self.loss(yb, out, wb)).data)
                 total += value * len(xb)
+                if callbacks is not None:
+                    callbacks.on_test_batch_end(batch, {"loss": value})
                 if metrics is None:
                     metrics = [
                         metrics_module.get(spec, self.loss, yb.shape, out.shape)
@@ -385,18 +488,27 @@ class Model(Layer):
         verbose: int = 1,
         sample_weight=None,
         return_dict: bool = False,
+        callbacks=None,
     ):
         """Loss (plus penalties) and metrics on ``(x, y)``, computed without a graph.
 
         Returns the loss as a float, or ``[loss, *metrics]`` when metrics were compiled (or a
-        dict with ``return_dict=True``), like Keras.
+        dict with ``return_dict=True``), like Keras. The loss includes the regularization
+        penalties, as in ``fit``; layers run with ``training=False``. ``callbacks`` get the
+        ``on_test_*`` events.
         """
         method = f"{self.name}.evaluate"
         self._require_compiled("evaluate")
         batch_size = self._check_positive_int("batch_size", batch_size, method)
         # No whole-array cast: each batch is cast as it is used, so memory does not grow with N.
         x, y, sample_weight = self._check_xy(x, y, method, sample_weight, cast=False)
-        logs = self._evaluate_arrays(x, y, batch_size, sample_weight)
+        callback_list = None
+        if callbacks:
+            callback_list = CallbackList(callbacks, self, {"verbose": verbose})
+            callback_list.on_test_begin()
+        logs = self._evaluate_arrays(x, y, batch_size, sample_weight, callback_list)
+        if callback_list is not None:
+            callback_list.on_test_end(logs)
         if verbose:
             print(_format_logs(logs), flush=True)
         if return_dict:
@@ -404,28 +516,39 @@ class Model(Layer):
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+    def predict(self, x, batch_size: int = 32, verbose: int = 0, callbacks=None) -> np.ndarray:
         """Outputs for ``x`` as a NumPy array, in batches and without building a graph, so memory
-        does not grow with the number of samples."""
+        does not grow with the number of samples. Layers run with ``training=False``;
+        ``callbacks`` get the ``on_predict_*`` events."""
         method = f"{self.name}.predict"
         batch_size = self._check_positive_int("batch_size", batch_size, method)
         x = self._check_x(x, method, cast=False)  # each batch is cast as it is used
+        callback_list = None
+        if callbacks:
+            callback_list = CallbackList(callbacks, self, {"verbose": verbose})
+            callback_list.on_predict_begin()
         result = None
         bar = _progress_bar(verbose, math.ceil(len(x) / batch_size), "predict")
         try:
             with no_grad():
                 if len(x) == 0:
                     return self(x, training=False).data.copy()
-                for start in range(0, len(x), batch_size):
+                for batch, start in enumerate(range(0, len(x), batch_size)):
+                    if callback_list is not None:
+                        callback_list.on_predict_batch_begin(batch)
                     chunk = self(x[start : start + batch_size], training=False).data
                     if result is None:  # filled in place: no list of chunks plus a copy
                         result = np.empty((len(x),) + chunk.shape[1:], dtype=chunk.dtype)
                     result[start : start + len(chunk)] = chunk
                     if bar is not None:
                         bar.update(1)
+                    if callback_list is not None:
+                        callback_list.on_predict_batch_end(batch, {"outputs": chunk})
         finally:
             if bar is not None:
                 bar.close()
+        if callback_list is not None:
+            callback_list.on_predict_end()
         return result
 
     def predict_on_batch(self, x) -> np.ndarray:
@@ -556,7 +679,7 @@ class Sequential(Model):
                 raise ValueError(f"{self.name}.build needs an input shape")
             input_shape = (None,) + self._input_layer.shape
         probe = Tensor(np.zeros((1,) + tuple(input_shape[1:]), dtype=self.dtype))
-        with no_grad():
+        with no_grad(), shape_inference():
             for layer in self._stack:
                 probe = layer(probe, training=False)
         self._build_shape = (None,) + tuple(input_shape[1:])
@@ -578,7 +701,7 @@ class Sequential(Model):
     def _layer_output_shapes(self):
         probe = Tensor(np.zeros((1,) + tuple(self._build_shape[1:]), dtype=self.dtype))
         rows = []
-        with no_grad():
+        with no_grad(), shape_inference():
             for layer in self._stack:
                 probe = layer(probe, training=False)
                 rows.append((layer, (None,) + tuple(probe.shape[1:])))

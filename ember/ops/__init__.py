@@ -5,7 +5,32 @@ also public as ``ember.ops.<name>`` and re-exported at the top level (``ember.ex
 """
 
 from ember.ops._core import as_tensor
+from ember.ops.activations import (
+    arctan,
+    binary_step,
+    elu,
+    gelu,
+    hard_sigmoid,
+    leaky_relu,
+    log_sigmoid,
+    mish,
+    prelu,
+    rectifier,
+    selu,
+    silu,
+    sinc,
+    softplus,
+    softsign,
+)
 from ember.ops.arithmetic import add, div, linear, matmul, mul, neg, power, sub
+from ember.ops.conv import (
+    avg_pool2d,
+    conv2d,
+    conv2d_transpose,
+    depthwise_conv2d,
+    max_pool2d,
+    upsample_nearest2d,
+)
 from ember.ops.elementwise import (
     abs,
     cast,
@@ -34,6 +59,7 @@ from ember.ops.nn import (
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
+from ember.ops.normalization import normalize, normalize_inference
 from ember.ops.reduction import max, mean, min, sum, var
 from ember.ops.shape import (
     concatenate,
@@ -69,6 +95,21 @@ __all__ = [
     "relu",
     "sigmoid",
     "tanh",
+    "binary_step",
+    "arctan",
+    "leaky_relu",
+    "rectifier",
+    "prelu",
+    "elu",
+    "selu",
+    "softplus",
+    "log_sigmoid",
+    "softsign",
+    "silu",
+    "mish",
+    "sinc",
+    "hard_sigmoid",
+    "gelu",
     "equal",
     "not_equal",
     "less",
@@ -81,6 +122,14 @@ __all__ = [
     "sparse_softmax_cross_entropy",
     "softmax_cross_entropy",
     "sigmoid_binary_cross_entropy",
+    "normalize",
+    "normalize_inference",
+    "conv2d",
+    "conv2d_transpose",
+    "depthwise_conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "upsample_nearest2d",
     "sum",
     "mean",
     "max",
