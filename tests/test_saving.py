@@ -521,3 +521,12 @@ def test_save_weights_load_weights_round_trip(tmp_path):
     # weights only: load_model explains what to do instead
     with pytest.raises(CheckpointError, match=r"weights only.*load_weights"):
         models.load_model(tmp_path / "s.weights")
+
+
+def test_saving_a_custom_schedule_says_what_cannot_be_saved(tmp_path):
+    model = ember.models.Sequential([ember.layers.Input(shape=(3,)), ember.layers.Dense(2)])
+    model.compile(ember.optimizers.SGD(learning_rate=lambda step: 0.1), "mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    with pytest.raises(TypeError, match="cannot save this model.*schedule.*save_weights"):
+        model.save(tmp_path / "m.ember")
+    assert not (tmp_path / "m.ember").exists()

@@ -109,7 +109,16 @@ def _resolve(path) -> Path:
 
 def _pack(config: dict, arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
-    config_bytes = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
+    try:
+        text = json.dumps(config)
+    except TypeError as exc:
+        raise TypeError(
+            f"cannot save this model: part of its configuration is not serializable ({exc}). "
+            "Custom objects (a lambda or custom learning-rate schedule, a custom activation) "
+            "cannot be saved by name: use the built-in ones (e.g. from "
+            "ember.optimizers.schedules), or save_weights() and rebuild the model in code"
+        ) from None
+    config_bytes = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     np.savez(buffer, __config__=config_bytes, **arrays)
     return buffer.getvalue()
 
