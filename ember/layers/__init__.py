@@ -9,6 +9,7 @@ Example:
 """
 
 from ember.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from ember.layers.augmentation import RandomFlip, RandomTranslation
 from ember.layers.base import InputSpec, Layer, Parameter
 from ember.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from ember.layers.core import Activation, Dense, Flatten, Input, InputLayer, SymbolicTensor
@@ -24,7 +25,7 @@ from ember.layers.pooling import (
     MaxPooling2D,
 )
 from ember.layers.preprocessing import Normalization
-from ember.layers.regularization import Dropout, GaussianNoise
+from ember.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
 from ember.layers.reshaping import Reshape, UpSampling2D, ZeroPadding2D
 
 __all__ = [
@@ -63,4 +64,7 @@ __all__ = [
     "Reshape",
     "ZeroPadding2D",
     "UpSampling2D",
+    "SpatialDropout2D",
+    "RandomFlip",
+    "RandomTranslation",
 ]

@@ -1,4 +1,5 @@
-"""Regularization layers active only in training: ``Dropout`` and ``GaussianNoise``.
+"""Regularization layers active only in training: ``Dropout``, ``SpatialDropout2D`` and
+``GaussianNoise``.
 
 Both are the identity in inference (the input tensor itself is returned, so the output is
 bit-exact) and draw no random numbers there, so evaluating or predicting never shifts the random
@@ -13,10 +14,10 @@ import math
 import numpy as np
 
 from ember import ops
-from ember.layers.base import Layer
+from ember.layers.base import InputSpec, Layer
 from ember.tensor import Tensor, default_rng
 
-__all__ = ["Dropout", "GaussianNoise"]
+__all__ = ["Dropout", "GaussianNoise", "SpatialDropout2D"]
 
 
 def _check_seed(layer: str, seed) -> int | None:
@@ -146,3 +147,38 @@ class GaussianNoise(_RandomLayer):
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
+class SpatialDropout2D(Dropout):
+    """Dropout of whole feature maps: in training each channel of each sample is zeroed with
+    probability ``rate`` (kept ones scaled by ``1 / (1 − rate)``). Neighbouring pixels of a
+    feature map are strongly correlated, so dropping single pixels regularizes convolutions
+    little; dropping maps does (Tompson et al. 2015).
+
+    Args:
+        rate: drop probability in ``[0, 1)``.
+        data_format: ``"channels_last"`` (NHWC, default) or ``"channels_first"``.
+        seed: optional integer for a layer-owned generator.
+
+    Example:
+        >>> y = ember.layers.SpatialDropout2D(0.5)(np.ones((2, 4, 4, 3)), training=True)
+        >>> # each (sample, channel) map is all 0 or all 2
+    """
+
+    def __init__(self, rate: float, data_format=None, seed: int | None = None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+        data_format = "channels_last" if data_format is None else str(data_format).lower()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                f'Layer "{self.name}": data_format must be "channels_last" or "channels_first", '
+                f"got {data_format!r}"
+            )
+        self.data_format = data_format
+        layout = "NHWC" if data_format == "channels_last" else "NCHW"
+        self.input_spec = InputSpec(ndim=4, layout=layout)
+        self.noise_shape = (None, 1, 1, None) if layout == "NHWC" else (None, None, 1, 1)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["noise_shape"]
+        return {**config, "data_format": self.data_format}

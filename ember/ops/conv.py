@@ -350,6 +350,28 @@ def _tiled(x: np.ndarray, pool, out_hw) -> np.ndarray:
     )
 
 
+def _tiled_max_grad(data, out, g, pool, out_hw):
+    """Max-pool gradient for non-overlapping windows, in two passes over the input: one compare
+    against the broadcast maxima, one product with the broadcast gradient. Only when some window
+    holds its maximum twice (common after a ReLU: all-zero windows) are the later hits cleared,
+    so that the first maximum alone gets the gradient."""
+    view = _tiled(data, pool, out_hw)
+    hit = view == out[:, :, None, :, None, :]
+    if xp.count_nonzero(hit) > out.size:
+        taken = None
+        for i in range(pool[0]):
+            for j in range(pool[1]):
+                tap = hit[:, :, i, :, j, :]
+                if taken is None:
+                    taken = tap.copy()
+                else:
+                    tap &= ~taken
+                    taken |= tap
+    grad = xp.zeros(data.shape, dtype=g.dtype)
+    xp.multiply(hit, g[:, :, None, :, None, :], out=_tiled(grad, pool, out_hw))
+    return grad
+
+
 def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
     """Max over each window of NHWC ``x``; the gradient goes to the first maximum of each window
     (as PyTorch and TensorFlow). Non-overlapping windows (the default ``strides = pool_size``)
@@ -381,8 +403,9 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
         xp.maximum(out, v, out=out)
 
     def backward(g):
-        grad = xp.zeros(x.shape if plain else source.shape, dtype=g.dtype)
-        slots = tap_values(grad) if plain else None
+        if plain:
+            return (_tiled_max_grad(x.data, out, g, pool, out_hw),)
+        grad = xp.zeros(source.shape, dtype=g.dtype)
         taken = None  # windows whose (first) maximum has been routed already
         for k, v in enumerate(values):
             hit = v == out
@@ -391,11 +414,8 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
             else:
                 hit &= ~taken
                 taken |= hit
-            if plain:
-                xp.multiply(g, hit, out=slots[k])  # each input sits in exactly one window
-            else:
-                grad[_offset_slices(*taps[k], strides, (1, 1), out_hw)] += g * hit
-        return (grad if plain else _crop(grad, pads, x.shape),)
+            grad[_offset_slices(*taps[k], strides, (1, 1), out_hw)] += g * hit
+        return (_crop(grad, pads, x.shape),)
 
     return Tensor._from_op(out, (x,), backward, "max_pool2d")
 

@@ -1,0 +1,204 @@
+"""Image augmentation layers, active only in training (Keras' ``RandomFlip`` and
+``RandomTranslation``): each sample of a batch gets its own random flip or shift, drawn in one
+vectorized step; in inference the input passes through unchanged and no random number is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ember import ops
+from ember.layers.base import InputSpec
+from ember.layers.regularization import _RandomLayer
+from ember.tensor import Tensor
+
+__all__ = ["RandomFlip", "RandomTranslation"]
+
+_FILL_MODES = ("constant", "nearest", "reflect", "wrap")
+
+
+def _data_format(layer: str, value) -> str:
+    value = "channels_last" if value is None else str(value).lower()
+    if value not in ("channels_last", "channels_first"):
+        raise ValueError(
+            f'Layer "{layer}": data_format must be "channels_last" or "channels_first", '
+            f"got {value!r}"
+        )
+    return value
+
+
+class _ImageAugmentation(_RandomLayer):
+    def __init__(self, data_format=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _data_format(self.name, data_format)
+        layout = "NHWC" if self.data_format == "channels_last" else "NCHW"
+        self.input_spec = InputSpec(ndim=4, layout=layout)
+        self._init_rng(seed)
+
+    def _axes(self) -> tuple[int, int]:
+        """The height and width axes."""
+        return (1, 2) if self.data_format == "channels_last" else (2, 3)
+
+    def _gather(self, inputs: Tensor, rows: np.ndarray, cols: np.ndarray) -> Tensor:
+        """``out[n, i, j] = inputs[n, rows[n, i], cols[n, j]]`` for every channel, as one
+        advanced-indexing op (differentiable)."""
+        n = inputs.shape[0]
+        batch = np.arange(n)[:, None, None]
+        if self.data_format == "channels_last":
+            index = (batch, rows[:, :, None], cols[:, None, :])
+            return ops.getitem(inputs, index)
+        # channels first: gather on (N, H, W) for every channel via a transposed view
+        moved = ops.transpose(inputs, (0, 2, 3, 1))
+        out = ops.getitem(moved, (batch, rows[:, :, None], cols[:, None, :]))
+        return ops.transpose(out, (0, 3, 1, 2))
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "seed": self.seed}
+
+
+class RandomFlip(_ImageAugmentation):
+    """Flip each training image left-right and/or up-down with probability ½ per axis.
+
+    Args:
+        mode: ``"horizontal"`` (left-right), ``"vertical"`` or ``"horizontal_and_vertical"``
+            (Keras' default).
+        seed: optional integer for a layer-owned generator.
+
+    Example:
+        >>> flip = ember.layers.RandomFlip("horizontal")
+        >>> y = flip(images, training=True)    # about half the images mirrored
+    """
+
+    _MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+    def __init__(self, mode: str = "horizontal_and_vertical", seed=None, data_format=None, **kw):
+        super().__init__(data_format, seed, **kw)
+        if mode not in self._MODES:
+            raise ValueError(
+                f'Layer "{self.name}": mode must be one of {self._MODES}, got {mode!r}'
+            )
+        self.mode = mode
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        n = inputs.shape[0]
+        h_axis, w_axis = self._axes()
+        height, width = inputs.shape[h_axis], inputs.shape[w_axis]
+        rng = self._generator()
+        rows = np.broadcast_to(np.arange(height), (n, height))
+        cols = np.broadcast_to(np.arange(width), (n, width))
+        if self.mode != "vertical":
+            flip = rng.random(n) < 0.5
+            cols = np.where(flip[:, None], cols[:, ::-1], cols)
+        if self.mode != "horizontal":
+            flip = rng.random(n) < 0.5
+            rows = np.where(flip[:, None], rows[:, ::-1], rows)
+        return self._gather(inputs, rows, cols)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def _map_index(index: np.ndarray, size: int, fill_mode: str) -> np.ndarray:
+    """Map source indices that fall outside ``[0, size)`` as ``fill_mode`` says ("constant"
+    indices are clipped here and masked by the caller)."""
+    if fill_mode in ("constant", "nearest"):
+        return np.clip(index, 0, size - 1)
+    if fill_mode == "wrap":
+        return np.mod(index, size)
+    # reflect about the edge pixels' outer borders: ... 2 1 0 | 0 1 2 ... (Keras' "reflect")
+    period = 2 * size
+    folded = np.mod(index, period)
+    return np.where(folded < size, folded, period - 1 - folded)
+
+
+class RandomTranslation(_ImageAugmentation):
+    """Shift each training image by a random whole number of pixels, up to
+    ``height_factor · H`` rows and ``width_factor · W`` columns either way.
+
+    Shifts are rounded to whole pixels (Keras interpolates fractional shifts bilinearly; on
+    28×28 images a factor of 0.1 means up to 2–3 pixels either way). Uncovered pixels are filled
+    by ``fill_mode``: ``"reflect"`` (Keras' default), ``"constant"`` (``fill_value``),
+    ``"nearest"`` or ``"wrap"``.
+
+    Args:
+        height_factor, width_factor: a fraction ``f`` (shifts in ``[-f, f]``) or a pair
+            ``(low, high)`` with ``-1 <= low <= high <= 1``.
+        fill_mode, fill_value: see above.
+        seed: optional integer for a layer-owned generator.
+
+    Example:
+        >>> shift = ember.layers.RandomTranslation(0.1, 0.1, fill_mode="constant")
+        >>> y = shift(images, training=True)
+    """
+
+    def __init__(
+        self,
+        height_factor,
+        width_factor,
+        fill_mode: str = "reflect",
+        fill_value: float = 0.0,
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(data_format, seed, **kwargs)
+        self.height_factor = self._factor("height_factor", height_factor)
+        self.width_factor = self._factor("width_factor", width_factor)
+        if fill_mode not in _FILL_MODES:
+            raise ValueError(
+                f'Layer "{self.name}": fill_mode must be one of {_FILL_MODES}, got {fill_mode!r}'
+            )
+        self.fill_mode = fill_mode
+        self.fill_value = float(fill_value)
+
+    def _factor(self, name: str, value) -> tuple[float, float]:
+        try:
+            low, high = (-float(value), float(value)) if np.isscalar(value) else map(float, value)
+        except (TypeError, ValueError):
+            low = high = math.nan
+        if not (-1.0 <= low <= high <= 1.0):
+            raise ValueError(
+                f'Layer "{self.name}": {name} must be a fraction in [0, 1] or a pair (low, high) '
+                f"with -1 <= low <= high <= 1, got {value!r}"
+            )
+        return (low, high)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        n = inputs.shape[0]
+        h_axis, w_axis = self._axes()
+        height, width = inputs.shape[h_axis], inputs.shape[w_axis]
+        rng = self._generator()
+        shift_rows = np.rint(rng.uniform(*self.height_factor, size=n) * height).astype(np.intp)
+        shift_cols = np.rint(rng.uniform(*self.width_factor, size=n) * width).astype(np.intp)
+        source_rows = np.arange(height)[None, :] - shift_rows[:, None]  # (N, H)
+        source_cols = np.arange(width)[None, :] - shift_cols[:, None]  # (N, W)
+        rows = _map_index(source_rows, height, self.fill_mode)
+        cols = _map_index(source_cols, width, self.fill_mode)
+        out = self._gather(inputs, rows, cols)
+        if self.fill_mode != "constant":
+            return out
+        inside = ((source_rows >= 0) & (source_rows < height))[:, :, None] & (
+            (source_cols >= 0) & (source_cols < width)
+        )[:, None, :]  # (N, H, W)
+        shape = (
+            (n, height, width, 1) if self.data_format == "channels_last" else (n, 1, height, width)
+        )
+        inside = inside.reshape(shape)
+        dtype = inputs.dtype
+        fill = np.where(inside, 0, self.fill_value).astype(dtype)
+        return ops.add(ops.mul(out, Tensor(inside.astype(dtype))), Tensor(fill))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "height_factor": list(self.height_factor),
+            "width_factor": list(self.width_factor),
+            "fill_mode": self.fill_mode,
+            "fill_value": self.fill_value,
+        }
