@@ -1019,6 +1019,14 @@ case(
     [(1, 9, 8, 2), (2, 3, 2, 3), (3,)],
 )
 case(
+    "conv2d_fused_bias_relu",
+    "conv2d",
+    lambda x, k, b: ops.conv2d(x, k, 1, "same", bias=b, relu=True),
+    lambda x, k, b: _nhwc(F.relu(F.conv2d(_nchw(x), k.permute(3, 2, 0, 1), b, padding=1))),
+    [(2, 5, 6, 3), (3, 3, 3, 4), (4,)],
+    notes="gradcheck samples rarely sit at the kink; the relu mask comes from the output",
+)
+case(
     "conv2d_transpose_stride2",
     "conv2d_transpose",
     lambda x, k: ops.conv2d_transpose(x, k, 2),

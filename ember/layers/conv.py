@@ -165,14 +165,25 @@ class _Conv(Layer):
     def _padding_2d(self, x):
         return self.padding
 
-    def _convolve(self, x):
+    def _convolve(self, x, relu: bool = False):
         bias = self.bias if self.use_bias else None
         return conv2d(
-            x, self._kernel_2d(), self._strides_2d(), self._padding_2d(x), self._dilation_2d(), bias
+            x,
+            self._kernel_2d(),
+            self._strides_2d(),
+            self._padding_2d(x),
+            self._dilation_2d(),
+            bias,
+            relu,
         )
 
     def call(self, inputs):
-        out = self.activation(self._from_nhwc(self._convolve(self._to_nhwc(inputs))))
+        # ReLU is fused into the convolution where the subclass supports it (one array, not two)
+        nhwc = self._to_nhwc(inputs)
+        if self.activation is activations_module.relu and type(self)._convolve is _Conv._convolve:
+            out = self._from_nhwc(self._convolve(nhwc, relu=True))
+        else:
+            out = self.activation(self._from_nhwc(self._convolve(nhwc)))
         if self.activity_regularizer is not None:
             self._losses.append(self.activity_regularizer(out) / out.shape[0])
         return out

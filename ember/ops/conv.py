@@ -115,6 +115,27 @@ def _padded_shape(shape, pads) -> tuple:
     return (shape[0], shape[1] + sum(pads[0]), shape[2] + sum(pads[1]), shape[3])
 
 
+def _input_grad(g_2d, kernel, padded_shape, strides, dilation, out_hw) -> np.ndarray:
+    """The gradient of a convolution with respect to its (padded) input.
+
+    One batched product gives, for every kernel tap, the contiguous ``(N·Ho·Wo, C)`` gradient of
+    the pixels that tap read; each is added onto its strided slice of the image. Compared with
+    one ``(N·Ho·Wo, kh·kw·C)`` product followed by col2im, the additions read contiguous memory
+    and no patch matrix of the input's im2col size is formed at once.
+    """
+    kh, kw, c_in, filters = kernel.shape
+    per_tap = kernel.reshape(kh * kw, c_in, filters).transpose(0, 2, 1)  # (taps, F, C) view
+    taps = xp.matmul(g_2d, per_tap)  # (taps, N·Ho·Wo, C)
+    n = padded_shape[0]
+    grad = xp.zeros(padded_shape, dtype=taps.dtype)
+    for k in range(kh * kw):
+        i, j = divmod(k, kw)
+        grad[_offset_slices(i, j, strides, dilation, out_hw)] += taps[k].reshape(
+            n, out_hw[0], out_hw[1], c_in
+        )
+    return grad
+
+
 def _crop(grad: np.ndarray, pads, shape) -> np.ndarray:
     (top, _), (left, _) = pads
     return grad[:, top : top + shape[1], left : left + shape[2], :]
@@ -128,7 +149,9 @@ def _check_nhwc(op: str, x: np.ndarray) -> None:
         )
 
 
-def conv2d(x, kernel, strides=1, padding="valid", dilation=1, bias=None) -> Tensor:
+def conv2d(
+    x, kernel, strides=1, padding="valid", dilation=1, bias=None, relu: bool = False
+) -> Tensor:
     """2-D cross-correlation of NHWC ``x`` with an HWIO ``kernel`` (Keras' ``Conv2D`` maths).
 
     Args:
@@ -137,6 +160,8 @@ def conv2d(x, kernel, strides=1, padding="valid", dilation=1, bias=None) -> Tens
         strides, dilation: an int or ``(h, w)`` pair.
         padding: ``"valid"``, ``"same"`` (TensorFlow's rule) or ``((top, bottom), (left, right))``.
         bias: optional ``(F,)``, added inside the op (no extra graph node or temporary).
+        relu: apply ``max(·, 0)`` in place on the result (the fused ``Conv2D(activation="relu")``
+            path: no second output array, and the gradient mask comes from the output).
 
     Returns:
         ``(N, Ho, Wo, F)``.
@@ -179,9 +204,13 @@ def conv2d(x, kernel, strides=1, padding="valid", dilation=1, bias=None) -> Tens
     if bias is not None:
         bias = as_tensor(bias, x)
         out += bias.data
+    if relu:
+        xp.maximum(out, 0, out=out)
     out = out.reshape(n, out_hw[0], out_hw[1], filters)
 
     def backward(g):
+        if relu:
+            g = g * (out > 0)  # relu's gradient, 0 at exactly 0 as ops.relu
         g_2d = g.reshape(-1, filters)
         gx = gk = gb = None
         if bias is not None and bias.requires_grad:
@@ -189,9 +218,11 @@ def conv2d(x, kernel, strides=1, padding="valid", dilation=1, bias=None) -> Tens
         if kernel.requires_grad:
             gk = (cols.T @ g_2d).reshape(kernel.shape)
         if x.requires_grad:
-            patches = (g_2d @ kernel_2d.T).reshape(n, out_hw[0], out_hw[1], kh, kw, c_in)
-            full = _col2im(patches, padded.shape, (kh, kw), strides, dilation, out_hw)
-            gx = _crop(full, pads, x.shape)
+            gx = _crop(
+                _input_grad(g_2d, kernel.data, padded.shape, strides, dilation, out_hw),
+                pads,
+                x.shape,
+            )
         return (gx, gk) if bias is None else (gx, gk, gb)
 
     parents = (x, kernel) if bias is None else (x, kernel, bias)
