@@ -24,7 +24,14 @@ from ember.tensor import Tensor
 
 
 def linear(x) -> Tensor:
-    """The identity, f(x) = x (Keras' ``"linear"``)."""
+    """The identity, f(x) = x (Keras' ``"linear"``).
+
+    Example:
+        >>> ember.activations.linear(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([-2.,  0.,  2.])
+        >>> ember.activations.identity is ember.activations.linear
+        True
+    """
     return as_tensor(x)
 
 
@@ -32,17 +39,32 @@ identity = linear
 
 
 def sigmoid(x) -> Tensor:
-    """The logistic function 1 / (1 + e^-x), stable at ±1000; f' = f (1 - f)."""
+    """The logistic function 1 / (1 + e^-x), stable at ±1000; f' = f (1 - f).
+
+    Example:
+        >>> ember.activations.sigmoid(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([0.11920292, 0.5       , 0.880797  ])
+    """
     return ops.sigmoid(as_tensor(x))
 
 
 def tanh(x) -> Tensor:
-    """Hyperbolic tangent; f' = 1 - f²."""
+    """Hyperbolic tangent; f' = 1 - f².
+
+    Example:
+        >>> ember.activations.tanh(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([-0.9640276,  0.       ,  0.9640276])
+    """
     return ops.tanh(as_tensor(x))
 
 
 def relu(x) -> Tensor:
-    """max(x, 0); f' = 1 for x > 0 and 0 otherwise (0 at exactly 0)."""
+    """max(x, 0); f' = 1 for x > 0 and 0 otherwise (0 at exactly 0).
+
+    Example:
+        >>> ember.activations.relu(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([0., 0., 2.])
+    """
     return ops.relu(as_tensor(x))
 
 
@@ -61,7 +83,12 @@ def softmax(x, axis: int = -1) -> Tensor:
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
-    """x - logsumexp(x) along ``axis``: exact for huge logits, never forms log(softmax)."""
+    """x - logsumexp(x) along ``axis``: exact for huge logits, never forms log(softmax).
+
+    Example:
+        >>> ember.activations.log_softmax(ember.tensor([[1000.0, 0.0]]))
+        tensor([[    0., -1000.]])
+    """
     return ops.log_softmax(as_tensor(x), axis)
 
 
@@ -79,7 +106,12 @@ def binary_step(x, threshold: float = 0.0) -> Tensor:
 
 
 def arctan(x) -> Tensor:
-    """arctan(x); f' = 1 / (1 + x²)."""
+    """arctan(x); f' = 1 / (1 + x²).
+
+    Example:
+        >>> ember.activations.arctan(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([-1.1071488,  0.       ,  1.1071488])
+    """
     return ops.arctan(as_tensor(x))
 
 
@@ -99,32 +131,61 @@ def rectifier(x, alpha: float = 0.0) -> Tensor:
 
     ``alpha=0`` is ReLU, ``alpha=-1`` absolute-value rectification |x|, a small positive
     ``alpha`` leaky ReLU. The gradient at exactly 0 is 0.
+
+    Example:
+        >>> ember.activations.rectifier(ember.tensor([-2.0, 0.0, 2.0]), alpha=0.5)
+        tensor([-1.,  0.,  2.])
     """
     return ops.rectifier(as_tensor(x), alpha)
 
 
 def abs_rectifier(x) -> Tensor:
-    """Absolute-value rectification |x| = ``rectifier(x, alpha=-1)``."""
+    """Absolute-value rectification |x| = ``rectifier(x, alpha=-1)``.
+
+    Example:
+        >>> ember.activations.abs_rectifier(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([2., 0., 2.])
+    """
     return ops.rectifier(as_tensor(x), -1.0)
 
 
 def elu(x, alpha: float = 1.0) -> Tensor:
-    """Exponential linear unit: x for x > 0, ``alpha · (e^x - 1)`` otherwise."""
+    """Exponential linear unit: x for x > 0, ``alpha · (e^x - 1)`` otherwise.
+
+    Example:
+        >>> ember.activations.elu(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([-0.86466473,  0.        ,  2.        ])
+    """
     return ops.elu(as_tensor(x), alpha)
 
 
 def selu(x) -> Tensor:
-    """Scaled ELU ``λ · elu(x, α)``, λ ≈ 1.0507, α ≈ 1.67326; pair with ``lecun_normal``."""
+    """Scaled ELU ``λ · elu(x, α)``, λ ≈ 1.0507, α ≈ 1.67326; pair with ``lecun_normal``.
+
+    Example:
+        >>> ember.activations.selu(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([-1.5201665,  0.       ,  2.101402 ])
+    """
     return ops.selu(as_tensor(x))
 
 
 def softplus(x) -> Tensor:
-    """log(1 + e^x), stable at ±1000; f' = sigmoid(x)."""
+    """log(1 + e^x), stable at ±1000; f' = sigmoid(x).
+
+    Example:
+        >>> ember.activations.softplus(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([0.126928 , 0.6931472, 2.126928 ])
+    """
     return ops.softplus(as_tensor(x))
 
 
 def softsign(x) -> Tensor:
-    """x / (1 + |x|); f' = 1 / (1 + |x|)²."""
+    """x / (1 + |x|); f' = 1 / (1 + |x|)².
+
+    Example:
+        >>> ember.activations.softsign(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([-0.6666667,  0.       ,  0.6666667])
+    """
     return ops.softsign(as_tensor(x))
 
 
@@ -142,22 +203,42 @@ swish = silu
 
 
 def mish(x) -> Tensor:
-    """x · tanh(softplus(x))."""
+    """x · tanh(softplus(x)).
+
+    Example:
+        >>> ember.activations.mish(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([-0.25250146,  0.        ,  1.9439589 ])
+    """
     return ops.mish(as_tensor(x))
 
 
 def sinc(x) -> Tensor:
-    """sin(x) / x with sinc(0) = 1 and sinc'(0) = 0 (unnormalised; NumPy's sinc is sin(πx)/(πx))."""
+    """sin(x) / x with sinc(0) = 1 and sinc'(0) = 0 (unnormalised; NumPy's sinc is sin(πx)/(πx)).
+
+    Example:
+        >>> ember.activations.sinc(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([0.4546487, 1.       , 0.4546487])
+    """
     return ops.sinc(as_tensor(x))
 
 
 def log_sigmoid(x) -> Tensor:
-    """log(sigmoid(x)) = -softplus(-x), exact for large negative x."""
+    """log(sigmoid(x)) = -softplus(-x), exact for large negative x.
+
+    Example:
+        >>> ember.activations.log_sigmoid(ember.tensor([-2.0, 0.0, 2.0]))
+        tensor([-2.126928 , -0.6931472, -0.126928 ])
+    """
     return ops.log_sigmoid(as_tensor(x))
 
 
 def hard_sigmoid(x) -> Tensor:
-    """Keras 3's ``relu6(x + 3) / 6``: 0 for x <= -3, 1 for x >= 3, linear in between."""
+    """Keras 3's ``relu6(x + 3) / 6``: 0 for x <= -3, 1 for x >= 3, linear in between.
+
+    Example:
+        >>> ember.activations.hard_sigmoid(ember.tensor([-3.0, 0.0, 1.5, 3.0]))
+        tensor([0.  , 0.5 , 0.75, 1.  ])
+    """
     return ops.hard_sigmoid(as_tensor(x))
 
 
@@ -200,7 +281,14 @@ _ACTIVATIONS: dict[str, Callable] = {
 
 
 def get(identifier) -> Callable[[Tensor], Tensor]:
-    """Resolve ``None``, a name or a callable to an activation function."""
+    """Resolve ``None``, a name or a callable to an activation function.
+
+    Example:
+        >>> ember.activations.get("relu") is ember.activations.relu
+        True
+        >>> ember.activations.get(None) is ember.activations.linear
+        True
+    """
     if identifier is None:
         return linear
     if isinstance(identifier, str):
@@ -213,7 +301,14 @@ def get(identifier) -> Callable[[Tensor], Tensor]:
 
 
 def serialize(fn: Callable) -> str | None:
-    """The name under which ``fn`` can be looked up again, or None for a custom callable."""
+    """The name under which ``fn`` can be looked up again, or None for a custom callable.
+
+    Example:
+        >>> ember.activations.serialize(ember.activations.relu)
+        'relu'
+        >>> ember.activations.serialize(lambda x: x) is None
+        True
+    """
     for name, value in _ACTIVATIONS.items():
         if value is fn:
             return name

@@ -32,6 +32,21 @@ class Callback:
     ``fit`` calls ``on_train_begin/end``, ``on_epoch_begin/end``, ``on_train_batch_begin/end``
     and, around validation, ``on_test_begin/end``; ``evaluate(callbacks=...)`` calls
     ``on_test_*`` and ``predict(callbacks=...)`` calls ``on_predict_*``.
+
+    Example:
+        >>> class LossHistory(ember.callbacks.Callback):
+        ...     def on_train_begin(self, logs=None):
+        ...         self.losses = []
+        ...
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         self.losses.append(logs["loss"])
+        >>> model = ember.models.Sequential([ember.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> history = LossHistory()
+        >>> x, y = np.ones((8, 2)), np.zeros((8, 1))
+        >>> _ = model.fit(x, y, epochs=3, verbose=0, callbacks=[history])
+        >>> len(history.losses), history.model is model, history.params["epochs"]
+        (3, True, 3)
     """
 
     def __init__(self):
@@ -126,7 +141,17 @@ class LambdaCallback(Callback):
 
 
 class CallbackList:
-    """Dispatches each event to every callback in order."""
+    """Dispatches each event to every callback in order.
+
+    Example:
+        >>> class Printer(ember.callbacks.Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         print(f"epoch {epoch}: {logs}")
+        >>> callbacks = ember.callbacks.CallbackList([Printer(), Printer()], model=None)
+        >>> callbacks.on_epoch_end(0, {"loss": 0.5})
+        epoch 0: {'loss': 0.5}
+        epoch 0: {'loss': 0.5}
+    """
 
     def __init__(self, callbacks, model, params: dict | None = None):
         self.callbacks = list(callbacks)

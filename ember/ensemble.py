@@ -199,6 +199,16 @@ def train_ensemble(
 
     Returns:
         An :class:`Ensemble` with ``.members``, ``.seeds`` and ``.histories``.
+
+    Example:
+        >>> def build():
+        ...     return ember.models.Sequential([ember.layers.Dense(1)])
+        >>> x, y = np.ones((8, 2), np.float32), np.zeros((8, 1), np.float32)
+        >>> ens = ember.ensemble.train_ensemble(
+        ...     build, x, y, n_members=3, fit_kwargs={"epochs": 2},
+        ...     compile_kwargs={"optimizer": "sgd", "loss": "mse"})
+        >>> len(ens.members), ens.seeds, ens.predict(x).shape
+        (3, [0, 1, 2], (8, 1))
     """
     from ember.models.model import Model
 

@@ -45,17 +45,34 @@ def _per_sample_sparse(y_true, y_pred):
 
 
 def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> float:
-    """Fraction of predictions on the right side of ``threshold``."""
+    """Fraction of predictions on the right side of ``threshold``.
+
+    Example:
+        >>> ember.metrics.binary_accuracy([1, 0, 1], [0.9, 0.6, 0.4])
+        0.333...
+        >>> ember.metrics.binary_accuracy([1, 0, 1], [0.9, 0.6, 0.4], threshold=0.7)
+        0.666...
+    """
     return float(np.mean(_per_sample_binary(y_true, y_pred, threshold)))
 
 
 def categorical_accuracy(y_true, y_pred) -> float:
-    """Fraction of rows whose arg-max matches the one-hot target's."""
+    """Fraction of rows whose arg-max matches the one-hot target's.
+
+    Example:
+        >>> ember.metrics.categorical_accuracy([[0, 1], [1, 0]], [[0.2, 0.8], [0.4, 0.6]])
+        0.5
+    """
     return float(np.mean(_per_sample_categorical(y_true, y_pred)))
 
 
 def sparse_categorical_accuracy(y_true, y_pred) -> float:
-    """Fraction of rows whose arg-max equals the integer label."""
+    """Fraction of rows whose arg-max equals the integer label.
+
+    Example:
+        >>> ember.metrics.sparse_categorical_accuracy([1, 0], [[0.2, 0.8], [0.4, 0.6]])
+        0.5
+    """
     return float(np.mean(_per_sample_sparse(y_true, y_pred)))
 
 
@@ -74,12 +91,22 @@ def _per_sample_absolute_error(y_true, y_pred):
 
 
 def mean_absolute_error(y_true, y_pred) -> float:
-    """Mean of |y_pred - y_true| over every element."""
+    """Mean of |y_pred - y_true| over every element.
+
+    Example:
+        >>> ember.metrics.mean_absolute_error([1.0, 2.0], [1.5, 1.0])
+        0.75
+    """
     return float(np.mean(_per_sample_absolute_error(y_true, y_pred)))
 
 
 def root_mean_squared_error(y_true, y_pred) -> float:
-    """√(mean of (y_pred - y_true)² over every element)."""
+    """√(mean of (y_pred - y_true)² over every element).
+
+    Example:
+        >>> ember.metrics.root_mean_squared_error([0.0, 0.0], [3.0, 4.0])
+        3.535...
+    """
     return float(np.sqrt(np.mean(_per_sample_squared_error(y_true, y_pred))))
 
 
@@ -240,7 +267,16 @@ def confusion_matrix(y_true, y_pred, n_classes: int | None = None) -> np.ndarray
 
 
 class Metric:
-    """A running, sample-weighted mean of a per-sample metric (``update_state``/``result``)."""
+    """A running, sample-weighted mean of a per-sample metric (``update_state``/``result``).
+
+    Example:
+        >>> abs_err = lambda y_true, y_pred: np.abs(np.subtract(y_pred, y_true))
+        >>> m = ember.metrics.Metric("abs_err", abs_err)
+        >>> m.update_state([0.0, 0.0], [1.0, 3.0]); m.update_state([0.0], [5.0]); m.result()
+        3.0
+        >>> m.reset_state(); m.result()
+        nan
+    """
 
     def __init__(self, name: str, per_sample_fn):
         self.name = name
@@ -300,7 +336,13 @@ class _BinaryCounts(Metric):
 
 
 class Precision(_BinaryCounts):
-    """Running :func:`precision` over every batch seen. Example: ``Precision(threshold=0.3)``."""
+    """Running :func:`precision` over every batch seen.
+
+    Example:
+        >>> m = ember.metrics.Precision(threshold=0.3)
+        >>> m.update_state([1, 1, 0], [0.9, 0.2, 0.7]); m.result()
+        0.5
+    """
 
     def __init__(self, threshold: float = 0.5, name: str = "precision"):
         super().__init__(name, threshold)
@@ -310,7 +352,13 @@ class Precision(_BinaryCounts):
 
 
 class Recall(_BinaryCounts):
-    """Running :func:`recall` over every batch seen."""
+    """Running :func:`recall` over every batch seen.
+
+    Example:
+        >>> m = ember.metrics.Recall()
+        >>> m.update_state([1, 1, 0], [0.9, 0.2, 0.7]); m.update_state([1], [0.6]); m.result()
+        0.666...
+    """
 
     def __init__(self, threshold: float = 0.5, name: str = "recall"):
         super().__init__(name, threshold)
@@ -320,7 +368,13 @@ class Recall(_BinaryCounts):
 
 
 class F1Score(_BinaryCounts):
-    """Running binary :func:`f1_score` over every batch seen."""
+    """Running binary :func:`f1_score` over every batch seen.
+
+    Example:
+        >>> m = ember.metrics.F1Score()
+        >>> m.update_state([1, 1, 0], [0.9, 0.2, 0.7]); m.result()
+        0.5
+    """
 
     def __init__(self, threshold: float = 0.5, name: str = "f1_score"):
         super().__init__(name, threshold)
@@ -367,7 +421,15 @@ def resolve_accuracy(loss, y_true_shape: tuple, y_pred_shape: tuple) -> str:
 
 
 def get(identifier, loss=None, y_true_shape=(), y_pred_shape=()) -> Metric:
-    """A fresh :class:`Metric` for a name; ``"accuracy"``/``"acc"`` is resolved by the loss."""
+    """A fresh :class:`Metric` for a name; ``"accuracy"``/``"acc"`` is resolved by the loss.
+
+    Example:
+        >>> acc = ember.metrics.get("accuracy", loss=ember.losses.SparseCategoricalCrossentropy())
+        >>> acc.update_state([1, 0], [[0.2, 0.8], [0.4, 0.6]]); acc.result()
+        0.5
+        >>> ember.metrics.get("rmse")
+        Metric('rmse')
+    """
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, str):

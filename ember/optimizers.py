@@ -803,7 +803,14 @@ _OPTIMIZERS = {
 
 def get(identifier) -> Optimizer:
     """Resolve a name (``"adam"``, ``"rmsprop"``, … with Keras defaults), a
-    :func:`serialize` dict, or pass an :class:`Optimizer` through."""
+    :func:`serialize` dict, or pass an :class:`Optimizer` through.
+
+    Example:
+        >>> ember.optimizers.get("adam")
+        Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07)
+        >>> ember.optimizers.get({"name": "sgd", "config": {"learning_rate": 0.1}})
+        SGD(learning_rate=0.1, momentum=0.0, nesterov=False)
+    """
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
@@ -814,8 +821,20 @@ def get(identifier) -> Optimizer:
 
 
 def serialize(optimizer: Optimizer) -> dict:
+    """A built-in optimizer's name and hyper-parameters (not its slot state).
+
+    Example:
+        >>> ember.optimizers.serialize(ember.optimizers.SGD(learning_rate=0.1, momentum=0.9))
+        {'name': 'sgd', 'config': {'learning_rate': 0.1, 'momentum': 0.9, 'nesterov': False}}
+    """
     return _registry.serialize("optimizer", optimizer, _OPTIMIZERS)
 
 
 def deserialize(spec: dict) -> Optimizer:
+    """A fresh optimizer from :func:`serialize`'s output.
+
+    Example:
+        >>> ember.optimizers.deserialize({"name": "sgd", "config": {"learning_rate": 0.1}})
+        SGD(learning_rate=0.1, momentum=0.0, nesterov=False)
+    """
     return _registry.deserialize("optimizer", spec, _OPTIMIZERS)

@@ -148,12 +148,24 @@ def get(identifier):
 
 
 def serialize(regularizer) -> dict | None:
+    """A built-in regularizer's ``{'name': ..., 'config': ...}``; ``None`` stays ``None``.
+
+    Example:
+        >>> ember.regularizers.serialize(ember.regularizers.L2(0.001))
+        {'name': 'l2', 'config': {'l2': 0.001}}
+    """
     if regularizer is None:
         return None
     return _registry.serialize("regularizer", regularizer, _REGULARIZERS)
 
 
 def deserialize(spec):
+    """Rebuild a regularizer from :func:`serialize`'s output; ``None`` stays ``None``.
+
+    Example:
+        >>> ember.regularizers.deserialize({"name": "l2", "config": {"l2": 0.001}})
+        L2(l2=0.001)
+    """
     if spec is None:
         return None
     return _registry.deserialize("regularizer", spec, _REGULARIZERS)

@@ -395,12 +395,26 @@ _SCHEDULES = {
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:
-    """``{"name": "linear_decay", "config": {...}}`` (JSON-able) for a built-in schedule."""
+    """``{"name": "linear_decay", "config": {...}}`` (JSON-able) for a built-in schedule.
+
+    Example:
+        >>> schedule = ember.schedules.ExponentialDecay(0.1, decay_steps=100, decay_rate=0.5)
+        >>> spec = ember.schedules.serialize(schedule)
+        >>> spec["name"], spec["config"]["decay_rate"]
+        ('exponential_decay', 0.5)
+    """
     return _registry.serialize("learning-rate schedule", schedule, _SCHEDULES)
 
 
 def deserialize(spec: dict) -> LearningRateSchedule:
-    """Rebuild a schedule from :func:`serialize`'s output."""
+    """Rebuild a schedule from :func:`serialize`'s output.
+
+    Example:
+        >>> spec = {"name": "exponential_decay",
+        ...         "config": {"initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.5}}
+        >>> ember.schedules.deserialize(spec)(100)
+        0.05
+    """
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(
             f"a serialized learning-rate schedule is a dict with 'name' and 'config', got {spec!r}"

@@ -30,7 +30,15 @@ def _with_grads(parameters) -> list[Tensor]:
 
 
 def grad_norm(grads: Iterable, norm_type: float = 2.0) -> float:
-    """The ``norm_type``-norm of all arrays in ``grads`` taken together (as one long vector)."""
+    """The ``norm_type``-norm of all arrays in ``grads`` taken together (as one long vector).
+
+    Example:
+        >>> grads = [np.array([3.0, 0.0]), np.array([[4.0]])]
+        >>> ember.utils.grad_norm(grads)
+        5.0
+        >>> ember.utils.grad_norm(grads, norm_type=float("inf"))
+        4.0
+    """
     norm_type = float(norm_type)
     norms = [float(xp.linalg.norm(xp.ravel(g), ord=norm_type)) for g in grads]
     if not norms:
@@ -41,7 +49,14 @@ def grad_norm(grads: Iterable, norm_type: float = 2.0) -> float:
 
 
 def clip_coefficient(total_norm: float, max_norm: float) -> float:
-    """PyTorch's factor ``min(1, max_norm / (total_norm + 1e-6))`` (the 1e-6 guards ``0/0``)."""
+    """PyTorch's factor ``min(1, max_norm / (total_norm + 1e-6))`` (the 1e-6 guards ``0/0``).
+
+    Example:
+        >>> ember.utils.clip_coefficient(5.0, max_norm=1.0)  # gradients scaled by ≈ 0.2
+        0.19999...
+        >>> ember.utils.clip_coefficient(0.5, max_norm=1.0)  # already small enough: unchanged
+        1.0
+    """
     return min(1.0, max_norm / (total_norm + 1e-6))
 
 

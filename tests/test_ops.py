@@ -1243,3 +1243,32 @@ def test_cast_float64_to_float32_returns_gradient_in_float64():
     assert x.astype("float64") is x  # casting to the same dtype adds no node
     as_int = x.astype(np.int64)
     assert as_int.dtype == np.int64 and not as_int.requires_grad
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "exp",
+        "sqrt",
+        "abs",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "sum",
+        "mean",
+        "max",
+        "var",
+        "flatten",
+        "transpose",
+        "softmax",
+        "log_softmax",
+        "logsumexp",
+    ],
+)
+def test_ops_accept_arrays_and_lists_with_float32_default(name):
+    op = getattr(ops, name)
+    from_list = op([[1.0, 2.0], [3.0, 4.0]])
+    from_array = op(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
+    assert from_list.dtype == np.float32  # Python floats: the float32 default
+    np.testing.assert_array_equal(from_list.data, from_array.data)
+    assert op(np.ones((2, 2))).dtype == np.float64  # a float64 array is float64 on request

@@ -58,7 +58,10 @@ def unique_name(base: str) -> str:
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """Keras' rule: ``Conv2D`` → ``conv2d``, ``MaxPooling2D`` → ``max_pooling2d``,
+    ``BatchNormalization`` → ``batch_normalization``."""
+    words = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", words).lower()
 
 
 class Parameter(Tensor):
@@ -66,6 +69,15 @@ class Parameter(Tensor):
 
     ``trainable=False`` keeps ``requires_grad`` (so gradients can still flow to earlier layers) but
     optimizers and ``fit`` leave the value untouched.
+
+    Example:
+        >>> w = ember.layers.Parameter(np.zeros((2, 3), np.float32), name="w")
+        >>> w, w.requires_grad, w.trainable
+        (Parameter(name='w', shape=(2, 3), dtype=float32), True, True)
+        >>> (w * 2.0).sum().backward()
+        >>> w.grad
+        array([[2., 2., 2.],
+               [2., 2., 2.]], dtype=float32)
     """
 
     __slots__ = ("trainable",)
@@ -79,7 +91,24 @@ class Parameter(Tensor):
 
 
 class InputSpec:
-    """What a layer accepts: ``ndim`` / ``min_ndim`` and fixed sizes of some ``axes``."""
+    """What a layer accepts: ``ndim`` / ``min_ndim`` and fixed sizes of some ``axes``.
+
+    Example:
+        >>> class Scale(ember.layers.Layer):
+        ...     def build(self, input_shape):
+        ...         self.input_spec = ember.layers.InputSpec(ndim=2, axes={-1: input_shape[-1]})
+        ...         self.w = self.add_weight((input_shape[-1],), initializer="ones", name="w")
+        ...
+        ...     def call(self, x):
+        ...         return x * self.w
+        >>> layer = Scale(name="scale")
+        >>> layer(np.ones((2, 3), np.float32)).shape
+        (2, 3)
+        >>> layer(np.ones((2, 4), np.float32))
+        Traceback (most recent call last):
+        ...
+        ValueError: Input 0 of layer "scale" is incompatible with the layer: expected axis -1 ...
+    """
 
     def __init__(
         self,
@@ -355,6 +384,14 @@ class SymbolicTensor:
     """A placeholder flowing through layers to describe a functional model's graph.
 
     It carries a shape with ``None`` for the batch axis and the layer call that produced it.
+
+    Example:
+        >>> inputs = ember.layers.Input(shape=(4,))
+        >>> outputs = ember.layers.Dense(2, name="dense")(inputs)
+        >>> outputs
+        <SymbolicTensor shape=(None, 2) from 'dense'>
+        >>> outputs.inputs[0] is inputs
+        True
     """
 
     def __init__(self, shape: tuple, layer: Layer, inputs: tuple, kwargs: dict | None = None):

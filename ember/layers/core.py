@@ -120,7 +120,12 @@ def _activation_name(fn, layer_name: str) -> str:
 
 
 class Activation(Layer):
-    """Applies an activation function. Example: ``Activation("softmax")``."""
+    """Applies an activation function.
+
+    Example:
+        >>> ember.layers.Activation("softmax")(ember.tensor([[0.0, 0.0]]))
+        tensor([[0.5, 0.5]])
+    """
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -146,7 +151,17 @@ class Flatten(Layer):
 
 
 class InputLayer(Layer):
-    """Declares the per-sample input shape of a model (created by :func:`Input`)."""
+    """Declares the per-sample input shape of a model (created by :func:`Input`).
+
+    Example:
+        >>> model = ember.models.Sequential([ember.layers.InputLayer((3,)), ember.layers.Dense(2)])
+        >>> model(np.ones((4, 3), np.float32)).shape
+        (4, 2)
+        >>> ember.layers.InputLayer((3,), name="features")(np.ones((2, 4), np.float32))
+        Traceback (most recent call last):
+        ...
+        ValueError: Input 0 of layer "features" is incompatible with the layer: expected axis 1 ...
+    """
 
     def __init__(self, shape, **kwargs):
         super().__init__(**kwargs)

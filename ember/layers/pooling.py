@@ -97,7 +97,14 @@ class MaxPooling1D(_Pooling):
 
 
 class AveragePooling1D(_Pooling):
-    """Mean over windows of a ``(batch, steps, channels)`` sequence."""
+    """Mean over windows of a ``(batch, steps, channels)`` sequence.
+
+    Example:
+        >>> x = ember.tensor([[[1.0], [2.0], [3.0], [4.0]]])  # (batch=1, steps=4, channels=1)
+        >>> ember.layers.AveragePooling1D(pool_size=2)(x)
+        tensor([[[1.5],
+                 [3.5]]])
+    """
 
     rank = 1
     _op = staticmethod(avg_pool2d)
@@ -135,19 +142,39 @@ class GlobalAveragePooling2D(_GlobalPooling):
 
 
 class GlobalMaxPooling2D(_GlobalPooling):
-    """Maximum over height and width: ``(N, H, W, C)`` → ``(N, C)``."""
+    """Maximum over height and width: ``(N, H, W, C)`` → ``(N, C)``.
+
+    Example:
+        >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)  # (N, H, W, C)
+        >>> ember.layers.GlobalMaxPooling2D()(x)
+        tensor([[6., 7.]])
+        >>> ember.layers.GlobalMaxPooling2D(keepdims=True)(x).shape
+        (1, 1, 1, 2)
+    """
 
     _reduce = staticmethod(ops.max)
 
 
 class GlobalAveragePooling1D(_GlobalPooling):
-    """Mean over the steps of ``(N, steps, C)`` → ``(N, C)``."""
+    """Mean over the steps of ``(N, steps, C)`` → ``(N, C)``.
+
+    Example:
+        >>> x = ember.tensor([[[1.0], [2.0], [3.0], [4.0]]])  # (batch=1, steps=4, channels=1)
+        >>> ember.layers.GlobalAveragePooling1D()(x)
+        tensor([[2.5]])
+    """
 
     rank = 1
 
 
 class GlobalMaxPooling1D(_GlobalPooling):
-    """Maximum over the steps of ``(N, steps, C)`` → ``(N, C)``."""
+    """Maximum over the steps of ``(N, steps, C)`` → ``(N, C)``.
+
+    Example:
+        >>> x = ember.tensor([[[1.0], [2.0], [3.0], [4.0]]])  # (batch=1, steps=4, channels=1)
+        >>> ember.layers.GlobalMaxPooling1D()(x)
+        tensor([[4.]])
+    """
 
     rank = 1
     _reduce = staticmethod(ops.max)

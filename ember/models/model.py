@@ -583,7 +583,7 @@ class Model(Layer):
                 (f"{layer.name} ({type(layer).__name__})", "?", layer.count_params())
                 for layer in self._sublayers()
             ]
-        widths = (34, 26, 12)
+        widths = (max(34, 2 + max((len(r[0]) for r in rows), default=0)), 26, 12)
         line = "─" * sum(widths)
         out = [
             f'{title}: "{self.name}"',

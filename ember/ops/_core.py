@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from ember.backend import xp
+from ember.backend import DEFAULT_FLOAT, xp
 from ember.tensor import Tensor
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:
     """Wrap a non-tensor operand; a float ``like`` tensor imposes its dtype, so that a float64
-    NumPy scalar or array never up-casts a float32 computation."""
+    NumPy scalar or array never up-casts a float32 computation. Without ``like``, Python floats
+    and lists become float32 (the default), NumPy arrays keep their dtype."""
     if isinstance(value, Tensor):
         return value
     array = np.asarray(value)
+    if (
+        like is None
+        and array.dtype == np.float64
+        and not isinstance(value, (np.ndarray, np.generic))
+    ):
+        # Python floats and lists default to float32, as ember.tensor([...]) does; NumPy float64
+        # arrays keep their dtype (float64 on request)
+        array = array.astype(DEFAULT_FLOAT)
     if like is not None and like.data.dtype.kind == "f" and array.dtype != like.data.dtype:
         if array.dtype.kind in "biuf":
             array = array.astype(like.data.dtype)
@@ -60,3 +71,14 @@ def expand_reduced(grad: np.ndarray, shape: tuple, axes: tuple, keepdims: bool) 
     if not keepdims and axes:
         grad = xp.expand_dims(grad, axes)
     return xp.broadcast_to(grad, shape)
+
+
+def takes_tensor(fn):
+    """Let an op whose first argument is a tensor also take a NumPy array, list or number (as
+    ``ember.exp(np.ones(3))``): it is wrapped by :func:`as_tensor` first."""
+
+    @functools.wraps(fn)
+    def wrapper(x, *args, **kwargs):
+        return fn(x if isinstance(x, Tensor) else as_tensor(x), *args, **kwargs)
+
+    return wrapper

@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from ember.backend import xp
-from ember.ops._core import as_tensor, operands, unbroadcast
+from ember.ops._core import as_tensor, operands, takes_tensor, unbroadcast
 from ember.tensor import Tensor
 
 
+@takes_tensor
 def exp(x: Tensor) -> Tensor:
     out = xp.exp(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * out,), "exp")
 
 
+@takes_tensor
 def log(x: Tensor) -> Tensor:
     """Natural log; ``log(0) = -inf`` with gradient ``+inf`` (NumPy and PyTorch semantics)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -26,6 +28,7 @@ def log(x: Tensor) -> Tensor:
     return Tensor._from_op(out, (x,), backward, "log")
 
 
+@takes_tensor
 def sqrt(x: Tensor) -> Tensor:
     """Square root; at 0 the value is 0 and the gradient ``+inf`` (as PyTorch)."""
     with np.errstate(invalid="ignore"):
@@ -38,11 +41,13 @@ def sqrt(x: Tensor) -> Tensor:
     return Tensor._from_op(out, (x,), backward, "sqrt")
 
 
+@takes_tensor
 def abs(x: Tensor) -> Tensor:  # noqa: A001 (mirrors NumPy's name)
     """Absolute value; the gradient at exactly 0 is 0 (the zero subgradient, as PyTorch)."""
     return Tensor._from_op(xp.abs(x.data), (x,), lambda g: (g * xp.sign(x.data),), "abs")
 
 
+@takes_tensor
 def clip(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
     """Clamp to ``[min, max]``; the gradient passes where ``min <= x <= max`` (PyTorch's rule)."""
     if min is None and max is None:
@@ -102,6 +107,7 @@ def where(condition, a, b) -> Tensor:
     return Tensor._from_op(out, (a, b), backward, "where")
 
 
+@takes_tensor
 def cast(x: Tensor, dtype) -> Tensor:
     dtype = np.dtype(dtype)
     if x.dtype == dtype:
@@ -114,6 +120,7 @@ def cast(x: Tensor, dtype) -> Tensor:
 
 
 # ------------------------------------------------------------------------------- activations
+@takes_tensor
 def relu(x: Tensor) -> Tensor:
     """max(x, 0); the gradient at exactly 0 is 0 (PyTorch's and micrograd's choice)."""
     out = xp.maximum(x.data, 0)
@@ -126,6 +133,7 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+@takes_tensor
 def sigmoid(x: Tensor) -> Tensor:
     """The logistic function, computed without overflow at ±1000."""
     out = stable_sigmoid(x.data)
@@ -134,6 +142,7 @@ def sigmoid(x: Tensor) -> Tensor:
     return result
 
 
+@takes_tensor
 def tanh(x: Tensor) -> Tensor:
     out = xp.tanh(x.data)
     return Tensor._from_op(out, (x,), lambda g: (g * (1 - out * out),), "tanh")

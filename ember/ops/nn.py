@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.backend import xp
+from ember.ops._core import takes_tensor
 from ember.ops.elementwise import stable_sigmoid
 from ember.tensor import Tensor
 
@@ -31,6 +32,7 @@ def _shifted(z: np.ndarray, axis: int):
     return z - _safe_max(z, axis)
 
 
+@takes_tensor
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, computed from ``x - max(x)``.
 
@@ -51,6 +53,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return result
 
 
+@takes_tensor
 def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
     m = _safe_max(x.data, axis)  # keepdims shape, so that `s + m` stays reduced
     shifted = x.data - m
@@ -65,6 +68,7 @@ def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
     return Tensor._from_op(out if keepdims else out.squeeze(axis), (x,), backward, "logsumexp")
 
 
+@takes_tensor
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x): exact for huge logits (``[1000, 0, -1000]`` → ``[0, -1000, -2000]``)."""
     shifted = _shifted(x.data, axis)
@@ -76,6 +80,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return Tensor._from_op(out, (x,), backward, "log_softmax")
 
 
+@takes_tensor
 def sparse_softmax_cross_entropy(logits: Tensor, labels: np.ndarray) -> Tensor:
     """Per-sample ``-log softmax(logits)[label]`` for logits ``(N, C)`` and int labels ``(N,)``.
 
@@ -96,6 +101,7 @@ def sparse_softmax_cross_entropy(logits: Tensor, labels: np.ndarray) -> Tensor:
     return Tensor._from_op(out, (logits,), backward, "sparse_softmax_cross_entropy")
 
 
+@takes_tensor
 def softmax_cross_entropy(logits: Tensor, targets: np.ndarray, axis: int = -1) -> Tensor:
     """Per-sample ``-sum(y * log softmax(z))`` for target distributions ``y`` (one-hot or soft)."""
     z = logits.data
@@ -115,6 +121,7 @@ def softmax_cross_entropy(logits: Tensor, targets: np.ndarray, axis: int = -1) -
     )
 
 
+@takes_tensor
 def sigmoid_binary_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
     """Elementwise ``-(y log σ(z) + (1-y) log(1-σ(z)))`` as ``max(z,0) - z y + log1p(e^-|z|)``."""
     z = logits.data

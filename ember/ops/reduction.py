@@ -5,10 +5,11 @@ from __future__ import annotations
 import builtins
 
 from ember.backend import xp
-from ember.ops._core import expand_reduced, normalize_axes
+from ember.ops._core import expand_reduced, normalize_axes, takes_tensor
 from ember.tensor import Tensor
 
 
+@takes_tensor
 def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     axes = normalize_axes(axis, x.ndim)
     out = xp.sum(x.data, axis=axes, keepdims=keepdims)
@@ -18,6 +19,7 @@ def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     )
 
 
+@takes_tensor
 def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean. The mean of an empty tensor is NaN (NumPy warns), as in PyTorch."""
     axes = normalize_axes(axis, x.ndim)
@@ -50,16 +52,19 @@ def _extremum(x: Tensor, axis, keepdims: bool, fn, name: str) -> Tensor:
     return Tensor._from_op(xp.asarray(result), (x,), backward, name)
 
 
+@takes_tensor
 def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis``; tied maxima split the gradient evenly (it sums to 1)."""
     return _extremum(x, axis, keepdims, xp.max, "max")
 
 
+@takes_tensor
 def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Minimum over ``axis``; tied minima split the gradient evenly (it sums to 1)."""
     return _extremum(x, axis, keepdims, xp.min, "min")
 
 
+@takes_tensor
 def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """Variance (biased by default, ``ddof=1`` for the unbiased estimator)."""
     axes = normalize_axes(axis, x.ndim)

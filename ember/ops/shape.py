@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from ember.backend import xp
-from ember.ops._core import as_tensor
+from ember.ops._core import as_tensor, takes_tensor
 from ember.tensor import Tensor
 
 
+@takes_tensor
 def reshape(x: Tensor, shape) -> Tensor:
     shape = tuple(shape)
     try:
@@ -23,12 +24,14 @@ def reshape(x: Tensor, shape) -> Tensor:
     return Tensor._from_op(out, (x,), lambda g: (g.reshape(source),), "reshape")
 
 
+@takes_tensor
 def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
     """Merge every axis from ``start_axis`` on into one (``start_axis=1`` keeps the batch)."""
     start_axis %= max(x.ndim, 1)
     return reshape(x, x.shape[:start_axis] + (-1,))
 
 
+@takes_tensor
 def transpose(x: Tensor, axes=None) -> Tensor:
     if axes is not None:
         axes = tuple(axes)
@@ -39,6 +42,7 @@ def transpose(x: Tensor, axes=None) -> Tensor:
     return Tensor._from_op(out, (x,), lambda g: (xp.transpose(g, inverse),), "transpose")
 
 
+@takes_tensor
 def squeeze(x: Tensor, axis=None) -> Tensor:
     if axis is not None:
         axes = (axis,) if isinstance(axis, int) else tuple(axis)
@@ -50,6 +54,7 @@ def squeeze(x: Tensor, axis=None) -> Tensor:
     return Tensor._from_op(out, (x,), lambda g: (g.reshape(source),), "squeeze")
 
 
+@takes_tensor
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
     out = xp.expand_dims(x.data, axis)
     source = x.shape
@@ -99,6 +104,7 @@ def _as_tensors(tensors, name: str) -> list[Tensor]:
     return [as_tensor(t, like) for t in tensors]
 
 
+@takes_tensor
 def pad(x: Tensor, pad_width, constant_values=0.0) -> Tensor:
     """Constant padding with NumPy's ``pad_width`` convention (``((before, after), ...)``)."""
     widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2))
@@ -122,6 +128,7 @@ def _unwrap_index(index):
     return index
 
 
+@takes_tensor
 def getitem(x: Tensor, index) -> Tensor:
     """Indexing and slicing; repeated integer indices accumulate their gradients."""
     index = _unwrap_index(index)
