@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _helpers import child_env
 
+import ember
 from ember import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,7 @@ TRAIN_FLAGS = (
     "--batch-size",
     "--optimizer",
     "--learning-rate",
+    "--schedule",
     "--validation-split",
     "--seed",
     "--output",
@@ -77,7 +79,7 @@ def test_train_help_documents_every_flag():
         if name == "train":
             options = {s for a in parser._actions for s in a.option_strings} - {"-h", "--help"}
             assert options == set(TRAIN_FLAGS)
-    for choice in ("digits", "fashion_mnist", "mnist", "mlp", "linear"):
+    for choice in ("digits", "fashion_mnist", "mnist", "mlp", "linear", "convnet", "convnet_bn"):
         assert choice in text
     code, out, _ = _run_main(["evaluate", "--help"])
     assert code == 0 and "model_path" in out and "--dataset" in out and "--data-dir" in out
@@ -177,3 +179,20 @@ def test_console_script_is_installed(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("ember train: error:") and str(missing) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_digits_convnet_with_a_schedule_and_reload(tmp_path):
+    output = tmp_path / "digits_convnet.ember"
+    code, out, err = _run_main(
+        ["train", "--dataset", "digits", "--model", "convnet", "--epochs", "8",
+         "--schedule", "cosine", "--learning-rate", "0.003", "--output", str(output)]
+    )  # fmt: skip
+    assert code == 0, err
+    accuracy = float(ACCURACY_LINE.match(_last_line(out)).group(1))
+    assert accuracy >= 0.95
+    model = ember.models.load_model(output)
+    assert model.layers[0].kernel.shape == (3, 3, 1, 32)  # a real convnet on (8, 8, 1) images
+    assert isinstance(model.optimizer.schedule, ember.optimizers.schedules.CosineDecay)
+    code, out, err = _run_main(["evaluate", str(output), "--dataset", "digits"])
+    assert code == 0, err
+    assert float(ACCURACY_LINE.match(_last_line(out)).group(1)) == accuracy

@@ -1,8 +1,9 @@
 """Models: ``Sequential``, the functional/subclassed ``Model``, and ``load_model``."""
 
+from ember.models import zoo
 from ember.models.model import Model, NonFiniteLossError, Sequential
 
-__all__ = ["Model", "Sequential", "NonFiniteLossError", "load_model"]
+__all__ = ["Model", "Sequential", "NonFiniteLossError", "load_model", "zoo"]
 
 
 def load_model(path, compile: bool = True, restore_rng: bool = True):  # noqa: A002 (Keras' name)
