@@ -31,9 +31,10 @@ test: $(VENV)/.installed-dev
 parity: $(VENV)/.installed-dev
 	EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m parity
 
-## bench: the MLP benchmark against PyTorch (needs Fashion-MNIST; not part of CI)
+## bench: the MLP and convnet benchmarks against PyTorch (needs Fashion-MNIST; not part of CI)
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/mlp.py
+	$(BIN)/python benchmarks/mlp.py --epochs 1 --repeats 3
+	$(BIN)/python benchmarks/convnet.py --epochs 1 --repeats 3
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache digits_mlp.ember
