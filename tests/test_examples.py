@@ -176,3 +176,27 @@ def test_local_minima_and_ensemble_beats_average_member(capsys):
     assert r["ensemble_test_loss"] < r["mean_member_test_loss"]
     assert r["ensemble_test_accuracy"] > r["mean_member_test_accuracy"] + 0.05
     assert f"test accuracy {r['ensemble_test_accuracy']:.3f}" in out
+
+
+def test_convnet_example_and_cli_train_the_same_model(tmp_path):
+    """examples/fashion_mnist_convnet.py and ``ember train --model convnet`` (same batch size,
+    no validation split) build, seed and train identically — so one measured run stands for
+    both. Checked on the bundled digits (a real convnet on (8, 8, 1) images), 4 epochs."""
+    from ember import cli
+
+    example = _load("fashion_mnist_convnet")
+    result = example.main("digits", "simple", epochs=4, batch_size=128, verbose=0)
+    output = tmp_path / "digits_convnet.ember"
+    code = cli.main(
+        ["train", "--dataset", "digits", "--model", "convnet", "--epochs", "4",
+         "--batch-size", "128", "--validation-split", "0", "--verbose", "0",
+         "--output", str(output)]
+    )  # fmt: skip
+    assert code == 0
+    import ember
+
+    model = ember.models.load_model(output)
+    (_, _), (x_test, y_test) = example.load("digits", None)
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    assert accuracy == result["accuracy"]
+    assert result["accuracy"] > 0.8
