@@ -239,3 +239,15 @@ def test_conv2d_transpose_gradcheck(x_shape, k_shape, strides, padding):
     x = ember.tensor(rng.standard_normal(x_shape), dtype="float64", requires_grad=True)
     k = ember.tensor(rng.standard_normal(k_shape), dtype="float64", requires_grad=True)
     assert ember.gradcheck(lambda a, b: conv2d_transpose(a, b, strides, padding), x, k)
+
+
+@pytest.mark.parametrize("x_shape,strides", [((1, 3, 4, 2), 1), ((2, 3, 3, 2), 2)])
+def test_conv2d_transpose_dilated_matches_torch(x_shape, strides):
+    torch = _torch()
+    assert_matches_torch(
+        lambda x, k: conv2d_transpose(x, k, strides, "valid", dilation=2),
+        lambda x, k: torch.nn.functional.conv_transpose2d(
+            x.permute(0, 3, 1, 2), k.permute(3, 2, 0, 1), stride=strides, dilation=2
+        ).permute(0, 2, 3, 1),
+        [x_shape, (3, 3, 4, 2)],
+    )
