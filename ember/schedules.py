@@ -130,7 +130,37 @@ class LinearDecay(LearningRateSchedule):
         }
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _RateDecay(LearningRateSchedule):
+    """What Keras' exponential and inverse-time decays share: ``initial_learning_rate``, a
+    ``decay_rate`` applied per ``decay_steps``, and ``staircase`` (floor the progress)."""
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        decay_rate: float,
+        staircase: bool = False,
+    ):
+        owner = type(self).__name__
+        self.initial_learning_rate = _rate(owner, initial_learning_rate)
+        self.decay_steps = _number(owner, "decay_steps", decay_steps, 0, low_open=True)
+        self.decay_rate = _number(owner, "decay_rate", decay_rate, 0)
+        self.staircase = bool(staircase)
+
+    def _progress(self, step) -> float:
+        p = _step(type(self).__name__, step) / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+    def get_config(self) -> dict:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+        }
+
+
+class ExponentialDecay(_RateDecay):
     """Keras' ``initial_learning_rate · decay_rate ^ (step / decay_steps)``.
 
     With ``staircase=True`` the exponent is ``floor(step / decay_steps)`` (a step function).
@@ -140,35 +170,11 @@ class ExponentialDecay(LearningRateSchedule):
         0.025
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: int,
-        decay_rate: float,
-        staircase: bool = False,
-    ):
-        owner = type(self).__name__
-        self.initial_learning_rate = _rate(owner, initial_learning_rate)
-        self.decay_steps = _number(owner, "decay_steps", decay_steps, 0, low_open=True)
-        self.decay_rate = _number(owner, "decay_rate", decay_rate, 0)
-        self.staircase = bool(staircase)
-
     def __call__(self, step) -> float:
-        p = _step(type(self).__name__, step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate**p
-
-    def get_config(self) -> dict:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-        }
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """Keras' ``initial_learning_rate / (1 + decay_rate · step / decay_steps)``.
 
     With ``staircase=True`` the ratio ``step / decay_steps`` is floored.
@@ -178,32 +184,8 @@ class InverseTimeDecay(LearningRateSchedule):
         0.05
     """
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: int,
-        decay_rate: float,
-        staircase: bool = False,
-    ):
-        owner = type(self).__name__
-        self.initial_learning_rate = _rate(owner, initial_learning_rate)
-        self.decay_steps = _number(owner, "decay_steps", decay_steps, 0, low_open=True)
-        self.decay_rate = _number(owner, "decay_rate", decay_rate, 0)
-        self.staircase = bool(staircase)
-
     def __call__(self, step) -> float:
-        p = _step(type(self).__name__, step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self) -> dict:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-        }
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
 class StepDecay(LearningRateSchedule):

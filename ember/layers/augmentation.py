@@ -11,6 +11,7 @@ import numpy as np
 
 from ember import ops
 from ember.layers.base import InputSpec
+from ember.layers.conv import _data_format
 from ember.layers.regularization import _RandomLayer
 from ember.tensor import Tensor
 
@@ -19,20 +20,10 @@ __all__ = ["RandomFlip", "RandomTranslation"]
 _FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
 
-def _data_format(layer: str, value) -> str:
-    value = "channels_last" if value is None else str(value).lower()
-    if value not in ("channels_last", "channels_first"):
-        raise ValueError(
-            f'Layer "{layer}": data_format must be "channels_last" or "channels_first", '
-            f"got {value!r}"
-        )
-    return value
-
-
 class _ImageAugmentation(_RandomLayer):
     def __init__(self, data_format=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _data_format(self.name, data_format)
+        self.data_format = _data_format(data_format, self.name)
         layout = "NHWC" if self.data_format == "channels_last" else "NCHW"
         self.input_spec = InputSpec(ndim=4, layout=layout)
         self._init_rng(seed)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ember import ops
 from ember.layers.base import InputSpec, Layer
+from ember.layers.conv import _data_format
 from ember.tensor import Tensor, default_rng
 
 __all__ = ["Dropout", "GaussianNoise", "SpatialDropout2D"]
@@ -167,14 +168,8 @@ class SpatialDropout2D(Dropout):
 
     def __init__(self, rate: float, data_format=None, seed: int | None = None, **kwargs):
         super().__init__(rate, seed=seed, **kwargs)
-        data_format = "channels_last" if data_format is None else str(data_format).lower()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                f'Layer "{self.name}": data_format must be "channels_last" or "channels_first", '
-                f"got {data_format!r}"
-            )
-        self.data_format = data_format
-        layout = "NHWC" if data_format == "channels_last" else "NCHW"
+        self.data_format = _data_format(data_format, self.name)
+        layout = "NHWC" if self.data_format == "channels_last" else "NCHW"
         self.input_spec = InputSpec(ndim=4, layout=layout)
         self.noise_shape = (None, 1, 1, None) if layout == "NHWC" else (None, None, 1, 1)
 

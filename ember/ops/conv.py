@@ -68,6 +68,22 @@ def conv_output_size(size: int, kernel: int, stride: int, dilation: int, pads) -
     return (size + pads[0] + pads[1] - ((kernel - 1) * dilation + 1)) // stride + 1
 
 
+def _geometry(op: str, shape, kernel_hw, strides, padding, dilation):
+    """Checked strides and dilation, the paddings and the output size of a convolution."""
+    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
+    pads = _paddings(padding, shape[1:3], kernel_hw, strides, dilation)
+    out_hw = tuple(
+        conv_output_size(n, k, s, d, p)
+        for n, k, s, d, p in zip(shape[1:3], kernel_hw, strides, dilation, pads)
+    )
+    if min(out_hw) < 1:
+        raise ValueError(
+            f"{op}: a {kernel_hw[0]}x{kernel_hw[1]} kernel (dilation {dilation}) does not fit the "
+            f"input of shape {shape} with padding {padding!r}; the output would be {out_hw}"
+        )
+    return strides, dilation, pads, out_hw
+
+
 def _pad_hw(data: np.ndarray, pads, value=0.0) -> np.ndarray:
     (top, bottom), (left, right) = pads
     if not (top or bottom or left or right):
@@ -184,17 +200,9 @@ def conv2d(
             f"conv2d: input has {x.shape[3]} channels (last axis, NHWC) but the kernel expects "
             f"{c_in}; input shape {x.shape}, kernel shape {kernel.shape}"
         )
-    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
-    pads = _paddings(padding, x.shape[1:3], (kh, kw), strides, dilation)
-    out_hw = tuple(
-        conv_output_size(n, k, s, d, p)
-        for n, k, s, d, p in zip(x.shape[1:3], (kh, kw), strides, dilation, pads)
+    strides, dilation, pads, out_hw = _geometry(
+        "conv2d", x.shape, (kh, kw), strides, padding, dilation
     )
-    if min(out_hw) < 1:
-        raise ValueError(
-            f"conv2d: a {kh}x{kw} kernel (dilation {dilation}) does not fit the input of shape "
-            f"{x.shape} with padding {padding!r}; the output would be {out_hw}"
-        )
     padded = _pad_hw(x.data, pads)
     n = x.shape[0]
     # reshape copies the strided windows into one contiguous (N·Ho·Wo, kh·kw·C) matrix
@@ -247,16 +255,9 @@ def depthwise_conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tenso
             f"input of shape {x.shape} (NHWC), got {kernel.shape}"
         )
     kh, kw, c, m = kernel.shape
-    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
-    pads = _paddings(padding, x.shape[1:3], (kh, kw), strides, dilation)
-    out_hw = tuple(
-        conv_output_size(size, k, s, d, p)
-        for size, k, s, d, p in zip(x.shape[1:3], (kh, kw), strides, dilation, pads)
+    strides, dilation, pads, out_hw = _geometry(
+        "depthwise_conv2d", x.shape, (kh, kw), strides, padding, dilation
     )
-    if min(out_hw) < 1:
-        raise ValueError(
-            f"depthwise_conv2d: a {kh}x{kw} kernel does not fit the input of shape {x.shape}"
-        )
     n = x.shape[0]
     padded = _pad_hw(x.data, pads)
     windows = _windows(padded, (kh, kw), strides, dilation, out_hw)
@@ -356,16 +357,8 @@ def _pair_nonneg(value) -> tuple[int, int]:
 def _pool_geometry(op, x, pool_size, strides, padding):
     _check_nhwc(op, x)
     pool = _pair(pool_size, "pool_size")
-    strides = pool if strides is None else _pair(strides, "strides")
-    pads = _paddings(padding, x.shape[1:3], pool, strides, (1, 1))
-    out_hw = tuple(
-        conv_output_size(n, k, s, 1, p) for n, k, s, p in zip(x.shape[1:3], pool, strides, pads)
-    )
-    if min(out_hw) < 1:
-        raise ValueError(
-            f"{op}: a {pool[0]}x{pool[1]} window does not fit the input of shape {x.shape} with "
-            f"padding {padding!r}"
-        )
+    strides = pool if strides is None else strides
+    strides, _, pads, out_hw = _geometry(op, x.shape, pool, strides, padding, 1)
     return pool, strides, pads, out_hw
 
 
