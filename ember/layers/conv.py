@@ -16,7 +16,7 @@ from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
 from ember.layers.base import InputSpec, Layer
-from ember.layers.core import _activation_name
+from ember.layers.core import weight_options_config, weight_options_from_config
 from ember.ops.conv import conv2d, conv2d_transpose, depthwise_conv2d
 
 __all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
@@ -197,24 +197,12 @@ class _Conv(Layer):
             "padding": self.padding,
             "data_format": self.data_format,
             "dilation_rate": list(self.dilation_rate),
-            "activation": _activation_name(self.activation, self.name),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers_module.serialize(self.kernel_initializer),
-            "bias_initializer": initializers_module.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers_module.serialize(self.activity_regularizer),
+            **weight_options_config(self),
         }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key, value in config.items():
-            if key.endswith("_initializer"):
-                config[key] = initializers_module.deserialize(value, "glorot_uniform")
-            elif key.endswith("_regularizer"):
-                config[key] = regularizers_module.deserialize(value)
-        return cls(**config)
+        return cls(**weight_options_from_config(config))
 
 
 class Conv2D(_Conv):

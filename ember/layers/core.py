@@ -84,29 +84,39 @@ class Dense(Layer):
         return out
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "activation": _activation_name(self.activation, self.name),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers_module.serialize(self.kernel_initializer),
-            "bias_initializer": initializers_module.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers_module.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers_module.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers_module.serialize(self.activity_regularizer),
-        }
+        return {**super().get_config(), "units": self.units, **weight_options_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key, default in (
-            ("kernel_initializer", "glorot_uniform"),
-            ("bias_initializer", "zeros"),
-        ):
-            config[key] = initializers_module.deserialize(config.get(key), default)
-        for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
-            config[key] = regularizers_module.deserialize(config.get(key))
-        return cls(**config)
+        return cls(**weight_options_from_config(config))
+
+
+def weight_options_config(layer) -> dict:
+    """The config entries of a layer with a kernel: activation, use_bias, initializers and
+    regularizers (shared by Dense and the convolutions)."""
+    return {
+        "activation": _activation_name(layer.activation, layer.name),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": initializers_module.serialize(layer.kernel_initializer),
+        "bias_initializer": initializers_module.serialize(layer.bias_initializer),
+        "kernel_regularizer": regularizers_module.serialize(layer.kernel_regularizer),
+        "bias_regularizer": regularizers_module.serialize(layer.bias_regularizer),
+        "activity_regularizer": regularizers_module.serialize(layer.activity_regularizer),
+    }
+
+
+def weight_options_from_config(config: dict) -> dict:
+    """Constructor arguments from a config: every ``*_initializer`` and ``*_regularizer`` entry
+    rebuilt from its serialized form (a missing bias initializer means zeros, any other the
+    Glorot-uniform default)."""
+    config = dict(config)
+    for key, value in config.items():
+        if key.endswith("_initializer"):
+            default = "zeros" if key.startswith("bias") else "glorot_uniform"
+            config[key] = initializers_module.deserialize(value, default)
+        elif key.endswith("_regularizer"):
+            config[key] = regularizers_module.deserialize(value)
+    return config
 
 
 def _activation_name(fn, layer_name: str) -> str:
