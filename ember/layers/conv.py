@@ -124,6 +124,10 @@ class _Conv(Layer):
             name="kernel",
             regularizer=self.kernel_regularizer,
         )
+        self._build_bias_and_spec(in_channels)
+
+    def _build_bias_and_spec(self, in_channels: int) -> None:
+        """The optional bias, and an input spec that pins the channel count."""
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
@@ -381,17 +385,7 @@ class SeparableConv2D(_Conv):
             name="pointwise_kernel",
             regularizer=self.kernel_regularizer,
         )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                (self.filters,),
-                self.bias_initializer,
-                name="bias",
-                regularizer=self.bias_regularizer,
-            )
-        self.input_spec = InputSpec(
-            ndim=4, axes={self._channel_axis: in_channels}, layout=self._layout()
-        )
+        self._build_bias_and_spec(in_channels)
 
     def _convolve(self, x):
         depthwise = depthwise_conv2d(

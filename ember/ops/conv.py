@@ -157,6 +157,23 @@ def _crop(grad: np.ndarray, pads, shape) -> np.ndarray:
     return grad[:, top : top + shape[1], left : left + shape[2], :]
 
 
+def _operands(op: str, x, kernel, layout: str, channel_axis: int):
+    """Tensors for an NHWC input and a 4-D kernel whose ``channel_axis`` matches the input's
+    channels, or a ValueError naming the op, the layouts and both shapes."""
+    x = as_tensor(x)
+    kernel = as_tensor(kernel, x)
+    _check_nhwc(op, x.data)
+    if kernel.ndim != 4:
+        raise ValueError(f"{op}: kernel must be {layout}, got shape {kernel.shape}")
+    if kernel.shape[channel_axis] != x.shape[3]:
+        raise ValueError(
+            f"{op}: input has {x.shape[3]} channels (last axis, NHWC) but the kernel {layout} "
+            f"expects {kernel.shape[channel_axis]}; input shape {x.shape}, kernel shape "
+            f"{kernel.shape}"
+        )
+    return x, kernel
+
+
 def _check_nhwc(op: str, x: np.ndarray) -> None:
     if x.ndim != 4:
         raise ValueError(
@@ -187,19 +204,8 @@ def conv2d(
         >>> y.shape
         (1, 3, 3, 2)
     """
-    x = as_tensor(x)
-    kernel = as_tensor(kernel, x)
-    _check_nhwc("conv2d", x.data)
-    if kernel.ndim != 4:
-        raise ValueError(
-            f"conv2d: kernel must be (kh, kw, in_channels, filters), got {kernel.shape}"
-        )
+    x, kernel = _operands("conv2d", x, kernel, "(kh, kw, in_channels, filters)", 2)
     kh, kw, c_in, filters = kernel.shape
-    if x.shape[3] != c_in:
-        raise ValueError(
-            f"conv2d: input has {x.shape[3]} channels (last axis, NHWC) but the kernel expects "
-            f"{c_in}; input shape {x.shape}, kernel shape {kernel.shape}"
-        )
     strides, dilation, pads, out_hw = _geometry(
         "conv2d", x.shape, (kh, kw), strides, padding, dilation
     )
@@ -246,14 +252,7 @@ def depthwise_conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tenso
         >>> ember.ops.depthwise_conv2d(np.ones((1, 5, 5, 3)), np.ones((3, 3, 3, 2))).shape
         (1, 3, 3, 6)
     """
-    x = as_tensor(x)
-    kernel = as_tensor(kernel, x)
-    _check_nhwc("depthwise_conv2d", x.data)
-    if kernel.ndim != 4 or kernel.shape[2] != x.shape[3]:
-        raise ValueError(
-            f"depthwise_conv2d: kernel must be (kh, kw, {x.shape[3]}, depth_multiplier) for an "
-            f"input of shape {x.shape} (NHWC), got {kernel.shape}"
-        )
+    x, kernel = _operands("depthwise_conv2d", x, kernel, "(kh, kw, in_channels, multiplier)", 2)
     kh, kw, c, m = kernel.shape
     strides, dilation, pads, out_hw = _geometry(
         "depthwise_conv2d", x.shape, (kh, kw), strides, padding, dilation
@@ -295,19 +294,8 @@ def conv2d_transpose(x, kernel, strides=1, padding="valid", dilation=1, output_p
         >>> y.shape
         (1, 7, 7, 4)
     """
-    x = as_tensor(x)
-    kernel = as_tensor(kernel, x)
-    _check_nhwc("conv2d_transpose", x.data)
-    if kernel.ndim != 4:
-        raise ValueError(
-            f"conv2d_transpose: kernel must be (kh, kw, filters, in_channels), got {kernel.shape}"
-        )
+    x, kernel = _operands("conv2d_transpose", x, kernel, "(kh, kw, filters, in_channels)", 3)
     kh, kw, filters, c_in = kernel.shape
-    if x.shape[3] != c_in:
-        raise ValueError(
-            f"conv2d_transpose: input has {x.shape[3]} channels but the kernel expects {c_in}; "
-            f"input shape {x.shape}, kernel shape {kernel.shape}"
-        )
     strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation_rate")
     n, h, w, _ = x.shape
     effective = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
