@@ -3,8 +3,9 @@
 Convolution is one matrix product per call: the receptive fields are gathered with a strided
 view (im2col without a Python loop over pixels or samples) into a ``(N·Ho·Wo, kh·kw·C)`` matrix
 that multiplies the ``(kh·kw·C, F)`` kernel. The gathered matrix is kept for the kernel gradient,
-so backward never builds it a second time; the input gradient is one product followed by
-``kh·kw`` strided slice additions (col2im by kernel offset — no ``np.add.at`` scatter).
+so backward never builds it a second time; the input gradient is one batched product (one slice
+per kernel tap) followed by ``kh·kw`` slice additions onto the image (col2im by kernel offset —
+no ``np.add.at`` scatter). See BENCHMARKS.md for where the time goes.
 
 Kernels are HWIO ``(kh, kw, in_channels, filters)`` as in Keras; ``padding="same"`` follows the
 TensorFlow rule (the odd extra row/column of padding goes at the bottom/right).
@@ -98,7 +99,7 @@ def _windows(padded: np.ndarray, kernel_hw, strides, dilation, out_hw) -> np.nda
     """A read-only ``(N, Ho, Wo, kh, kw, C)`` view of every receptive field (no copy)."""
     s0, s1, s2, s3 = padded.strides
     n, c = padded.shape[0], padded.shape[3]
-    return np.lib.stride_tricks.as_strided(
+    return xp.lib.stride_tricks.as_strided(
         padded,
         shape=(n, out_hw[0], out_hw[1], kernel_hw[0], kernel_hw[1], c),
         strides=(s0, s1 * strides[0], s2 * strides[1], s1 * dilation[0], s2 * dilation[1], s3),
@@ -355,7 +356,7 @@ def _tiled(x: np.ndarray, pool, out_hw) -> np.ndarray:
     rows and columns past the last whole window are left out."""
     s0, s1, s2, s3 = x.strides
     # built with explicit strides so that it is always a view (a write into it reaches ``x``)
-    return np.lib.stride_tricks.as_strided(
+    return xp.lib.stride_tricks.as_strided(
         x,
         shape=(x.shape[0], out_hw[0], pool[0], out_hw[1], pool[1], x.shape[3]),
         strides=(s0, s1 * pool[0], s1, s2 * pool[1], s2, s3),
