@@ -4,7 +4,7 @@ Examples::
 
     ember train --dataset digits --model mlp --epochs 20
     ember train --dataset fashion_mnist --model convnet --epochs 12 --batch-size 128
-    ember train --dataset fashion_mnist --model convnet_bn --epochs 15 --schedule cosine
+    ember train --dataset fashion_mnist --model convnet_bn --epochs 12 --schedule cosine
     ember evaluate digits_mlp.ember --dataset digits
 """
 
