@@ -189,7 +189,8 @@ def test_convnet_example_and_cli_train_the_same_model(tmp_path):
     output = tmp_path / "digits_convnet.ember"
     code = cli.main(
         ["train", "--dataset", "digits", "--model", "convnet", "--epochs", "4",
-         "--batch-size", "128", "--validation-split", "0", "--verbose", "0",
+         "--batch-size", "128", "--validation-split", "0", "--schedule", "cosine",
+         "--verbose", "0",
          "--output", str(output)]
     )  # fmt: skip
     assert code == 0
