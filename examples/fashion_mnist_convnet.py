@@ -3,8 +3,9 @@
 Two recipes, both seeded (``--seed``, default 0):
 
 * ``simple``: the Keras "simple MNIST convnet" (Conv32-Pool-Conv64-Pool-Dropout-Dense,
-  34,826 parameters), Adam 1e-3 with cosine decay, batch 128, 20 epochs (with the Keras
-  example's constant 1e-3 for 12 epochs it reached 0.9015);
+  34,826 parameters), Adam 3e-3 with cosine decay, batch 128, 30 epochs (the Keras example's
+  constant 1e-3 for 12 epochs reached 0.9015, and 1e-3 with cosine decay for 20 epochs 0.9023:
+  with Dropout(0.5) this small net underfits, so it needs more and larger steps);
 * ``strong``: two conv-BN-ReLU blocks per width (32, 64 filters), global average pooling,
   random shifts (and left-right flips for clothes), Adam 3e-3 with cosine decay, batch 128,
   12 epochs.
@@ -34,7 +35,7 @@ from ember.models import zoo
 
 RECIPES = {
     # dataset-independent settings; epochs can be overridden with --epochs
-    "simple": {"model": "convnet", "learning_rate": 1e-3, "schedule": "cosine", "epochs": 20},
+    "simple": {"model": "convnet", "learning_rate": 3e-3, "schedule": "cosine", "epochs": 30},
     "strong": {"model": "convnet_bn", "learning_rate": 3e-3, "schedule": "cosine", "epochs": 12},
 }
 PIXEL_MAX = {"digits": 16.0, "fashion_mnist": 255.0, "mnist": 255.0}

@@ -190,7 +190,7 @@ def test_convnet_example_and_cli_train_the_same_model(tmp_path):
     code = cli.main(
         ["train", "--dataset", "digits", "--model", "convnet", "--epochs", "4",
          "--batch-size", "128", "--validation-split", "0", "--schedule", "cosine",
-         "--verbose", "0",
+         "--learning-rate", str(example.RECIPES["simple"]["learning_rate"]), "--verbose", "0",
          "--output", str(output)]
     )  # fmt: skip
     assert code == 0
