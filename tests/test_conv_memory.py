@@ -86,6 +86,8 @@ def test_allocator_tuning_removes_page_faults_from_training_steps():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     model.fit(x, y, batch_size=64, epochs=5, verbose=0)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert faults < 200, faults  # without the tuning: thousands per step
+    # without the tuning this run faults ~24,500 pages (thousands per step); with it, a few
+    # hundred at most (first touches of the heap growing, interpreter allocations)
+    assert faults < 2_000, faults
     code = "import os; os.environ['EMBER_MALLOC_TUNING'] = '0'; import ember.backend as b; "
     assert run_child(code + "print(b.ALLOCATOR_TUNED)").strip() == "False"
