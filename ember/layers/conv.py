@@ -12,11 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from ember import activations as activations_module
-from ember import initializers as initializers_module
 from ember import ops
-from ember import regularizers as regularizers_module
 from ember.layers.base import InputSpec, Layer
-from ember.layers.core import weight_options_config, weight_options_from_config
+from ember.layers.core import (
+    set_weight_options,
+    weight_options_config,
+    weight_options_from_config,
+)
 from ember.ops.conv import conv2d, conv2d_transpose, depthwise_conv2d
 
 __all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
@@ -97,13 +99,16 @@ class _Conv(Layer):
             )
         self.padding = padding
         self.data_format = _data_format(data_format, self.name)
-        self.activation = activations_module.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers_module.get(kernel_initializer)
-        self.bias_initializer = initializers_module.get(bias_initializer)
-        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
-        self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        set_weight_options(
+            self,
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            activity_regularizer,
+        )
         self.input_spec = InputSpec(ndim=self.rank + 2, layout=self._layout())
 
     def _layout(self) -> str:

@@ -51,13 +51,16 @@ class Dense(Layer):
                 f'Layer "{self.name}": units must be a positive integer, got {units!r}'
             )
         self.units = int(units)
-        self.activation = activations_module.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers_module.get(kernel_initializer)
-        self.bias_initializer = initializers_module.get(bias_initializer)
-        self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
-        self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.activity_regularizer = regularizers_module.get(activity_regularizer)
+        set_weight_options(
+            self,
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            activity_regularizer,
+        )
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -89,6 +92,26 @@ class Dense(Layer):
     @classmethod
     def from_config(cls, config):
         return cls(**weight_options_from_config(config))
+
+
+def set_weight_options(
+    layer,
+    activation,
+    use_bias,
+    kernel_initializer,
+    bias_initializer,
+    kernel_regularizer,
+    bias_regularizer,
+    activity_regularizer,
+) -> None:
+    """Resolve and store the options of a layer with a kernel (Dense and the convolutions)."""
+    layer.activation = activations_module.get(activation)
+    layer.use_bias = bool(use_bias)
+    layer.kernel_initializer = initializers_module.get(kernel_initializer)
+    layer.bias_initializer = initializers_module.get(bias_initializer)
+    layer.kernel_regularizer = regularizers_module.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers_module.get(bias_regularizer)
+    layer.activity_regularizer = regularizers_module.get(activity_regularizer)
 
 
 def weight_options_config(layer) -> dict:
