@@ -11,8 +11,14 @@ as ``"val_acc"`` silently disable early stopping).
 Example:
     >>> class PrintLoss(ember.callbacks.Callback):
     ...     def on_epoch_end(self, epoch, logs=None):
-    ...         print(epoch, logs["loss"])
-    >>> model.fit(x, y, callbacks=[PrintLoss()], verbose=0)
+    ...         print(f"epoch {epoch}: loss {logs['loss']:.3f}")
+    >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+    >>> model = ember.models.Sequential([ember.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> model.fit(x, y, epochs=2, callbacks=[PrintLoss()], verbose=0)
+    epoch 0: loss ...
+    epoch 1: loss ...
+    History(epochs=2, keys=['loss'])
 """
 
 from __future__ import annotations
@@ -95,7 +101,12 @@ class History(Callback):
     such as ``"learning_rate"`` from :class:`ReduceLROnPlateau`, are recorded too.
 
     Example:
-        >>> history = model.fit(x, y, epochs=3, validation_split=0.2, verbose=0)
+        >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> history = model.fit(x, y, epochs=3, validation_split=0.25, verbose=0)
+        >>> history
+        History(epochs=3, keys=['loss', 'val_loss'])
         >>> len(history.history["val_loss"])
         3
     """
@@ -121,10 +132,15 @@ class LambdaCallback(Callback):
     """A callback from plain functions.
 
     Example:
+        >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
         >>> losses = []
         >>> cb = ember.callbacks.LambdaCallback(
         ...     on_epoch_end=lambda epoch, logs: losses.append(logs["loss"]))
-        >>> model.fit(x, y, epochs=2, callbacks=[cb], verbose=0)
+        >>> _ = model.fit(x, y, epochs=2, callbacks=[cb], verbose=0)
+        >>> len(losses)
+        2
     """
 
     def __init__(self, **hooks):
@@ -291,10 +307,18 @@ class EarlyStopping(Callback):
         start_from_epoch: number of warm-up epochs not monitored.
 
     Example:
+        >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Dense(16, activation="relu"),
+        ...                                  ember.layers.Dense(1)])
+        >>> model.compile(optimizer=ember.optimizers.Adam(learning_rate=0.05), loss="mse")
         >>> stop = ember.callbacks.EarlyStopping(monitor="val_loss", patience=3,
         ...                                       restore_best_weights=True)
-        >>> model.fit(x, y, epochs=100, validation_split=0.2, callbacks=[stop])
-        >>> stop.stopped_epoch, stop.best_epoch
+        >>> history = model.fit(x, y, epochs=100, validation_split=0.25, callbacks=[stop],
+        ...                     verbose=0)
+        >>> len(history.epoch) < 100     # stopped early: random targets soon overfit
+        True
+        >>> stop.stopped_epoch - stop.best_epoch   # 3 epochs (patience) without improvement
+        3
     """
 
     def __init__(
@@ -396,9 +420,18 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: a best value to beat before the first save.
 
     Example:
-        >>> ckpt = ember.callbacks.ModelCheckpoint("best.ember", save_best_only=True)
-        >>> model.fit(x, y, epochs=10, validation_split=0.2, callbacks=[ckpt], verbose=0)
-        >>> best = ember.models.load_model("best.ember")
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = os.path.join(tmp.name, "best.ember")
+        >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> ckpt = ember.callbacks.ModelCheckpoint(path, save_best_only=True)
+        >>> _ = model.fit(x, y, epochs=3, validation_split=0.25, callbacks=[ckpt], verbose=0)
+        >>> best = ember.models.load_model(path)
+        >>> best.predict(x, verbose=0).shape
+        (32, 1)
+        >>> tmp.cleanup()
     """
 
     def __init__(
@@ -506,9 +539,13 @@ class LearningRateScheduler(Callback):
     Example:
         >>> def halve_every_10(epoch, lr):
         ...     return lr * 0.5 if epoch and epoch % 10 == 0 else lr
+        >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Dense(1)])
+        >>> model.compile(optimizer=ember.optimizers.SGD(learning_rate=0.1), loss="mse")
         >>> cb = ember.callbacks.LearningRateScheduler(halve_every_10)
         >>> history = model.fit(x, y, epochs=30, callbacks=[cb], verbose=0)
-        >>> history.history["learning_rate"][-1]
+        >>> [round(lr, 4) for lr in history.history["learning_rate"][::10]]
+        [0.1, 0.05, 0.025]
     """
 
     def __init__(self, schedule: Callable, verbose: int = 0):
@@ -571,10 +608,16 @@ class ReduceLROnPlateau(Callback):
         min_lr: lower bound of the learning rate.
 
     Example:
+        >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Dense(16, activation="relu"),
+        ...                                  ember.layers.Dense(1)])
+        >>> model.compile(optimizer=ember.optimizers.Adam(learning_rate=0.05), loss="mse")
         >>> cb = ember.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2,
         ...                                         min_lr=1e-5)
-        >>> history = model.fit(x, y, epochs=20, validation_split=0.2, callbacks=[cb])
-        >>> history.history["learning_rate"]
+        >>> history = model.fit(x, y, epochs=20, validation_split=0.25, callbacks=[cb], verbose=0)
+        >>> lrs = history.history["learning_rate"]
+        >>> lrs[0], lrs[-1] < lrs[0]     # halved after each plateau of 2 epochs
+        (0.05, True)
     """
 
     def __init__(
@@ -658,8 +701,18 @@ class CSVLogger(Callback):
     ``append=True`` rows are added to an existing file (no second header).
 
     Example:
-        >>> model.fit(x, y, epochs=5, callbacks=[ember.callbacks.CSVLogger("train.csv")])
-        >>> import csv; rows = list(csv.DictReader(open("train.csv")))
+        >>> import csv, os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> log = os.path.join(tmp.name, "train.csv")
+        >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> _ = model.fit(x, y, epochs=3, callbacks=[ember.callbacks.CSVLogger(log)], verbose=0)
+        >>> with open(log) as f:
+        ...     rows = list(csv.DictReader(f))
+        >>> len(rows), list(rows[0])
+        (3, ['epoch', 'loss'])
+        >>> tmp.cleanup()
     """
 
     def __init__(self, filename, separator: str = ",", append: bool = False):
@@ -711,8 +764,16 @@ class TerminateOnNaN(Callback):
     step. (A finite loss with a non-finite *gradient* still raises.)
 
     Example:
-        >>> history = model.fit(x, y, epochs=50, callbacks=[ember.callbacks.TerminateOnNaN()])
-        >>> model.stop_training   # True if it fired
+        >>> def nan_loss(y_true, y_pred):   # a loss that turns NaN, as a diverging run does
+        ...     return ((y_pred - y_true) ** 2).mean() * float("nan")
+        >>> x, y = np.random.rand(32, 4).astype("float32"), np.random.rand(32, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss=nan_loss)
+        >>> history = model.fit(x, y, epochs=50, callbacks=[ember.callbacks.TerminateOnNaN()],
+        ...                     verbose=0)
+        Batch 0: invalid loss nan, terminating training
+        >>> model.stop_training, history.epoch   # it fired in the first epoch
+        (True, [0])
     """
 
     def __init__(self):

@@ -24,7 +24,8 @@ Example:
     ...     fit_kwargs={"epochs": 20, "verbose": 0})
     >>> probabilities = ens.predict(x)              # mean of the members' outputs
     >>> labels = ens.predict(x, method="vote")      # majority vote of the members' classes
-    >>> ens.evaluate(x, y)                          # {"loss": ..., "accuracy": ...}
+    >>> ens.evaluate(x, y)
+    {'loss': ..., 'accuracy': ...}
     >>> best = ens.best(x, y, monitor="accuracy")   # the single best member (a Model)
 """
 
@@ -52,8 +53,16 @@ class Ensemble:
         histories: each member's ``History`` from ``fit``, or ``None``.
 
     Example:
+        >>> def build():
+        ...     model = ember.models.Sequential([ember.layers.Dense(3, activation="softmax")])
+        ...     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        ...     return model
+        >>> model_a, model_b = build(), build()
+        >>> x = np.random.rand(8, 4).astype("float32")
         >>> ens = ember.ensemble.Ensemble([model_a, model_b])
-        >>> ens.predict(x_test)             # (model_a.predict(x) + model_b.predict(x)) / 2
+        >>> p = ens.predict(x)              # (model_a.predict(x) + model_b.predict(x)) / 2
+        >>> p.shape, bool(np.allclose(p.sum(axis=1), 1.0))
+        ((8, 3), True)
     """
 
     def __init__(

@@ -74,7 +74,7 @@ class Optimizer:
     """Base class: subclasses implement ``_update(param, grad, state, lr)`` for one parameter.
 
     Example:
-        >>> class SignSGD(Optimizer):
+        >>> class SignSGD(ember.optimizers.Optimizer):
         ...     def _update(self, param, grad, state, lr):
         ...         param.data -= lr * np.sign(grad)
     """
@@ -327,8 +327,13 @@ class SGD(Optimizer):
     ``dampening`` is PyTorch's (Keras has none).
 
     Example:
+        >>> x, y = np.random.rand(8, 4).astype("float32"), np.random.rand(8, 1).astype("float32")
+        >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> opt = ember.optimizers.SGD(model.parameters(), learning_rate=0.1, momentum=0.9)
+        >>> loss = ember.losses.mean_squared_error(y, model(x))
         >>> opt.zero_grad(); loss.backward(); opt.step()
+        >>> opt.iterations
+        1
     """
 
     def __init__(
@@ -391,6 +396,7 @@ class RMSprop(Optimizer):
     default ε is Keras' ``1e-7`` (PyTorch's is ``1e-8``); ``rho`` is PyTorch's ``alpha``.
 
     Example:
+        >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> opt = ember.optimizers.RMSprop(model.parameters(), learning_rate=1e-3, centered=True)
     """
 
@@ -464,6 +470,7 @@ class Adagrad(Optimizer):
     ``0`` and ``1e-10``. The accumulated ``s`` only grows, so the effective rate decays for good.
 
     Example:
+        >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> opt = ember.optimizers.Adagrad(model.parameters(), learning_rate=0.1)
     """
 
@@ -513,6 +520,7 @@ class Adadelta(Optimizer):
     learning rate), so pass ``learning_rate=1.0`` to reproduce ``torch.optim.Adadelta()``.
 
     Example:
+        >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> opt = ember.optimizers.Adadelta(model.parameters(), learning_rate=1.0)
     """
 
@@ -574,6 +582,7 @@ class Adam(Optimizer):
     which adds ``λp`` to the gradient (an L2 penalty; in Ember ``kernel_regularizer=L2(λ/2)``).
 
     Example:
+        >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> model.compile(optimizer=ember.optimizers.Adam(learning_rate=1e-3), loss="mse")
     """
 
@@ -643,6 +652,7 @@ class AdamW(Adam):
     ``0.004`` (PyTorch's is ``0.01``).
 
     Example:
+        >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> opt = ember.optimizers.AdamW(model.parameters(), learning_rate=1e-3, weight_decay=0.01)
     """
 
@@ -678,6 +688,7 @@ class Adamax(Optimizer):
     the denominator ``u + ε``. Default ε is Keras' ``1e-7`` (PyTorch's ``1e-8``).
 
     Example:
+        >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> opt = ember.optimizers.Adamax(model.parameters(), learning_rate=2e-3)
     """
 
@@ -732,6 +743,7 @@ class Nadam(Optimizer):
     (PyTorch's ``1e-8``); the default ``learning_rate`` is Keras' ``0.001`` (PyTorch's ``2e-3``).
 
     Example:
+        >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> opt = ember.optimizers.Nadam(model.parameters(), learning_rate=2e-3)
     """
 

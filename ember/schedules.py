@@ -11,6 +11,9 @@ Reachable as ``ember.schedules`` and ``ember.optimizers.schedules`` (Keras'
 Example:
     >>> from ember.optimizers import SGD, schedules
     >>> sched = schedules.LinearDecay(0.1, decay_steps=100, end_learning_rate=0.001)
+    >>> sched(0), sched(50), sched(100), sched(1000)   # step -> learning rate
+    (0.1, 0.0505, 0.001, 0.001)
+    >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
     >>> opt = SGD(model.parameters(), learning_rate=sched)
 """
 
@@ -67,7 +70,7 @@ class LearningRateSchedule:
     class whose config is JSON-able can be written to a checkpoint by ``model.save``.
 
     Example:
-        >>> class Halving(LearningRateSchedule):
+        >>> class Halving(ember.schedules.LearningRateSchedule):
         ...     def __call__(self, step):
         ...         return 0.1 * 0.5 ** (step // 10)
         ...     def get_config(self):
@@ -103,7 +106,7 @@ class LinearDecay(LearningRateSchedule):
     ``power=1.0``.
 
     Example:
-        >>> LinearDecay(0.1, decay_steps=100, end_learning_rate=0.001)(50)
+        >>> ember.schedules.LinearDecay(0.1, decay_steps=100, end_learning_rate=0.001)(50)
         0.0505
     """
 
@@ -166,7 +169,7 @@ class ExponentialDecay(_RateDecay):
     With ``staircase=True`` the exponent is ``floor(step / decay_steps)`` (a step function).
 
     Example:
-        >>> ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)(20)
+        >>> ember.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)(20)
         0.025
     """
 
@@ -180,7 +183,7 @@ class InverseTimeDecay(_RateDecay):
     With ``staircase=True`` the ratio ``step / decay_steps`` is floored.
 
     Example:
-        >>> InverseTimeDecay(0.1, decay_steps=1, decay_rate=0.5)(2)
+        >>> ember.schedules.InverseTimeDecay(0.1, decay_steps=1, decay_rate=0.5)(2)
         0.05
     """
 
@@ -195,7 +198,7 @@ class StepDecay(LearningRateSchedule):
     ``ExponentialDecay(initial, step_size, gamma, staircase=True)``).
 
     Example:
-        >>> StepDecay(0.1, step_size=30, gamma=0.1)(65)  # two drops: 0.1 · 0.1²
+        >>> ember.schedules.StepDecay(0.1, step_size=30, gamma=0.1)(65)  # two drops: 0.1 · 0.1²
         0.001...
     """
 
@@ -222,7 +225,8 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     ``boundaries[0] < step <= boundaries[1]``, …, ``values[-1]`` after the last boundary.
 
     Example:
-        >>> sched = PiecewiseConstantDecay(boundaries=[100, 200], values=[0.1, 0.01, 0.001])
+        >>> sched = ember.schedules.PiecewiseConstantDecay(boundaries=[100, 200],
+        ...                                                values=[0.1, 0.01, 0.001])
         >>> sched(100), sched(101), sched(500)
         (0.1, 0.01, 0.001)
     """
@@ -259,7 +263,9 @@ class PolynomialDecay(LearningRateSchedule):
     (``decay_steps · ceil(step / decay_steps)``, and ``decay_steps`` itself at step 0).
 
     Example:
-        >>> PolynomialDecay(0.1, decay_steps=10, end_learning_rate=0.0, power=2.0)(5)
+        >>> sched = ember.schedules.PolynomialDecay(0.1, decay_steps=10, end_learning_rate=0.0,
+        ...                                         power=2.0)
+        >>> sched(5)
         0.025
     """
 
@@ -312,7 +318,8 @@ class CosineDecay(LearningRateSchedule):
     ``None``; Ember rejects that combination.
 
     Example:
-        >>> sched = CosineDecay(0.0, decay_steps=90, warmup_target=0.1, warmup_steps=10)
+        >>> sched = ember.schedules.CosineDecay(0.0, decay_steps=90, warmup_target=0.1,
+        ...                                     warmup_steps=10)
         >>> sched(5), sched(10), sched(100)
         (0.05, 0.1, 0.0)
     """

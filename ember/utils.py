@@ -1,6 +1,10 @@
 """Helpers for hand-written training loops: gradient clipping with PyTorch's semantics.
 
 Example:
+    >>> x, y = np.random.rand(8, 4).astype("float32"), np.random.rand(8, 1).astype("float32")
+    >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
+    >>> opt = ember.optimizers.SGD(model.parameters(), learning_rate=0.1)
+    >>> loss = ember.losses.mean_squared_error(y, model(x))
     >>> opt.zero_grad(); loss.backward()
     >>> total = ember.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
     >>> opt.step()
@@ -71,7 +75,12 @@ def clip_grad_norm_(
     (a float). ``norm_type`` may be ``float('inf')`` (largest absolute entry).
 
     Example:
-        >>> total = ember.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        >>> w = ember.tensor([3.0, 4.0], requires_grad=True)
+        >>> (w * w).sum().backward()            # w.grad = 2w = [6, 8], norm 10
+        >>> ember.utils.clip_grad_norm_([w], max_norm=1.0)
+        10.0
+        >>> w.grad.round(3)                     # rescaled to norm 1
+        array([0.6, 0.8], dtype=float32)
     """
     if max_norm is None or isinstance(max_norm, bool) or not max_norm >= 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be a number >= 0, got {max_norm!r}")
@@ -93,7 +102,11 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
     """Clip every gradient entry to ``[-clip_value, clip_value]`` (``torch.nn.utils``' semantics).
 
     Example:
-        >>> ember.utils.clip_grad_value_(model.parameters(), clip_value=0.5)
+        >>> w = ember.tensor([0.1, 3.0], requires_grad=True)
+        >>> (w * w).sum().backward()            # w.grad = 2w = [0.2, 6]
+        >>> ember.utils.clip_grad_value_([w], clip_value=0.5)
+        >>> w.grad
+        array([0.2, 0.5], dtype=float32)
     """
     if clip_value is None or isinstance(clip_value, bool) or not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0, got {clip_value!r}")

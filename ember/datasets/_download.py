@@ -43,6 +43,7 @@ def ember_cache_dir() -> Path:
     ``~/.ember/datasets``. The directory is not created here; downloads create it.
 
     Example:
+        >>> from ember.datasets import ember_cache_dir
         >>> ember_cache_dir()  # doctest: +SKIP
         PosixPath('/home/me/.ember/datasets')
         >>> ember_cache_dir().name
@@ -57,11 +58,15 @@ def sha256_of(path: str | os.PathLike) -> str:
     """Return the hex SHA-256 of a file, read in chunks so large files use little memory.
 
     Example:
-        >>> import tempfile
-        >>> with tempfile.NamedTemporaryFile(delete=False) as f:
+        >>> import os, tempfile
+        >>> from ember.datasets._download import sha256_of
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = os.path.join(tmp.name, "abc.txt")
+        >>> with open(path, "wb") as f:
         ...     _ = f.write(b"abc")
-        >>> sha256_of(f.name)[:16]
+        >>> sha256_of(path)[:16]
         'ba7816bf8f01cfea'
+        >>> tmp.cleanup()
     """
     digest = hashlib.sha256()
     with open(path, "rb") as f:

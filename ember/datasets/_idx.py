@@ -196,10 +196,13 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
 
     Example:
         >>> import numpy as np, tempfile, os
-        >>> p = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
+        >>> from ember.datasets import read_idx, write_idx
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> p = os.path.join(tmp.name, "labels-idx1-ubyte.gz")
         >>> _ = write_idx(p, np.arange(10, dtype=np.uint8))
         >>> read_idx(p).tolist()
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+        >>> tmp.cleanup()
     """
     arr = np.asarray(array)
     code = _CODE_FOR.get((arr.dtype.kind, arr.dtype.itemsize))

@@ -61,6 +61,7 @@ def blobs(
         seed: Seed for ``np.random.default_rng``.
 
     Example:
+        >>> from ember.datasets.synthetic import blobs
         >>> x, y = blobs(n_samples=100, seed=1)
         >>> x.shape, x.dtype, y.dtype, int(y.sum())
         ((100, 2), dtype('float32'), dtype('int64'), 50)
@@ -91,6 +92,7 @@ def xor(
         seed: Seed for ``np.random.default_rng``.
 
     Example:
+        >>> from ember.datasets.synthetic import xor
         >>> x, y = xor(n_samples=8, noise=0.0)
         >>> bool(((x[:, 0] * x[:, 1] < 0) == (y == 1)).all())
         True
@@ -116,6 +118,7 @@ def circles(
         seed: Seed for ``np.random.default_rng``.
 
     Example:
+        >>> from ember.datasets.synthetic import circles
         >>> x, y = circles(n_samples=100, noise=0.0, factor=0.5)
         >>> r = (x ** 2).sum(axis=1) ** 0.5
         >>> bool(abs(r[y == 0] - 1).max() < 1e-5 and abs(r[y == 1] - 0.5).max() < 1e-5)
@@ -152,6 +155,7 @@ def spirals(
         seed: Seed for ``np.random.default_rng``.
 
     Example:
+        >>> from ember.datasets.synthetic import spirals
         >>> x, y = spirals(n_samples=200, seed=0)
         >>> x.shape, sorted(set(y.tolist()))
         ((200, 2), [0, 1])

@@ -36,6 +36,7 @@ def to_categorical(
             the message names the first offending value and its index.
 
     Example:
+        >>> from ember.datasets import to_categorical
         >>> to_categorical([0, 2, 1], num_classes=3)
         array([[1., 0., 0.],
                [0., 0., 1.],
@@ -93,6 +94,7 @@ class Standardizer:
 
     Example:
         >>> import numpy as np
+        >>> from ember.datasets import Standardizer
         >>> s = Standardizer().fit(np.array([[0.0, 5.0], [2.0, 5.0]]))
         >>> s.transform(np.array([[1.0, 5.0], [3.0, 5.0]])).tolist()
         [[0.0, 0.0], [2.0, 0.0]]
@@ -122,6 +124,7 @@ class Standardizer:
 
         Example:
             >>> import numpy as np
+            >>> from ember.datasets import Standardizer
             >>> Standardizer().fit(np.array([[1.0], [3.0]])).mean_.tolist()
             [2.0]
         """
@@ -160,6 +163,7 @@ class Standardizer:
 
         Example:
             >>> import numpy as np
+            >>> from ember.datasets import Standardizer
             >>> Standardizer().fit([[0.0], [2.0]]).transform([[4.0]]).tolist()
             [[3.0]]
         """
@@ -172,6 +176,7 @@ class Standardizer:
 
         Example:
             >>> import numpy as np
+            >>> from ember.datasets import Standardizer
             >>> Standardizer().fit_transform(np.array([[1.0], [3.0]])).ravel().tolist()
             [-1.0, 1.0]
         """
@@ -182,6 +187,7 @@ class Standardizer:
 
         Example:
             >>> import numpy as np
+            >>> from ember.datasets import Standardizer
             >>> s = Standardizer().fit(np.array([[1.0], [3.0]]))
             >>> s.inverse_transform(s.transform([[5.0]])).tolist()
             [[5.0]]
@@ -254,6 +260,7 @@ def train_test_split(
 
     Example:
         >>> import numpy as np
+        >>> from ember.datasets import train_test_split
         >>> x, y = np.arange(10).reshape(5, 2), np.arange(5)
         >>> x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.4)
         >>> x_train.shape, y_test.shape

@@ -58,8 +58,13 @@ class RandomFlip(_ImageAugmentation):
         seed: optional integer for a layer-owned generator.
 
     Example:
+        >>> images = np.random.rand(4, 8, 8, 3).astype("float32")   # (N, H, W, C)
         >>> flip = ember.layers.RandomFlip("horizontal")
         >>> y = flip(images, training=True)    # about half the images mirrored
+        >>> y.shape
+        (4, 8, 8, 3)
+        >>> bool(np.array_equal(flip(images).numpy(), images))   # inference: unchanged
+        True
     """
 
     _MODES = ("horizontal", "vertical", "horizontal_and_vertical")
@@ -122,8 +127,11 @@ class RandomTranslation(_ImageAugmentation):
         seed: optional integer for a layer-owned generator.
 
     Example:
+        >>> images = np.random.rand(4, 8, 8, 3).astype("float32")   # (N, H, W, C)
         >>> shift = ember.layers.RandomTranslation(0.1, 0.1, fill_mode="constant")
         >>> y = shift(images, training=True)
+        >>> y.shape
+        (4, 8, 8, 3)
     """
 
     def __init__(

@@ -174,8 +174,13 @@ class Layer:
         layer, like ``torch.nn.Module.train``; returns the layer.
 
         Example:
-            >>> model.train()   # Dropout drops, BatchNormalization uses batch statistics
-            >>> model.eval()    # the reverse
+            >>> model = ember.models.Sequential([ember.layers.Dense(4), ember.layers.Dropout(0.5)])
+            >>> _ = model.train()   # Dropout drops, BatchNormalization uses batch statistics
+            >>> model.layers[1].training
+            True
+            >>> _ = model.eval()    # the reverse
+            >>> model.layers[1].training
+            False
         """
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"{self.name}.train: mode must be True or False, got {mode!r}")

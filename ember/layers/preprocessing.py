@@ -30,8 +30,12 @@ class Normalization(Layer):
         invert: map standardized values back: ``x · std + mean``.
 
     Example:
+        >>> x_train = np.random.normal(5.0, 2.0, size=(100, 4)).astype("float32")
         >>> norm = ember.layers.Normalization()
         >>> norm.adapt(x_train)                 # per-feature mean and variance
+        >>> z = norm(x_train).numpy()           # standardized: mean 0, std 1 per feature
+        >>> np.allclose(z.mean(axis=0), 0, atol=1e-5), np.allclose(z.std(axis=0), 1, atol=1e-4)
+        (True, True)
         >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), norm,
         ...                                  ember.layers.Dense(1)])
     """

@@ -57,6 +57,8 @@ class Dropout(_RandomLayer):
         >>> drop = ember.layers.Dropout(0.5)
         >>> y = drop(np.ones((2, 4)), training=True)   # zeros and 2.0s
         >>> drop(np.ones((2, 4))).numpy()              # inference (default): unchanged
+        array([[1., 1., 1., 1.],
+               [1., 1., 1., 1.]], dtype=float32)
     """
 
     def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):

@@ -630,6 +630,8 @@ class Sequential(Model):
     """A plain stack of layers, each feeding the next.
 
     Example:
+        >>> x_train = np.random.rand(100, 64).astype("float32")
+        >>> y_train = np.random.randint(0, 10, 100)      # 10 classes
         >>> model = ember.models.Sequential([
         ...     ember.layers.Input(shape=(64,)),
         ...     ember.layers.Dense(32, activation="relu"),
@@ -637,7 +639,11 @@ class Sequential(Model):
         ... ])
         >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
         ...               metrics=["accuracy"])
-        >>> history = model.fit(x_train, y_train, epochs=5, validation_split=0.1)
+        >>> history = model.fit(x_train, y_train, epochs=2, validation_split=0.1, verbose=0)
+        >>> sorted(history.history)
+        ['accuracy', 'loss', 'val_accuracy', 'val_loss']
+        >>> model.predict(x_train[:3], verbose=0).shape   # class probabilities
+        (3, 10)
     """
 
     def __init__(self, layers=None, name: str | None = None, **kwargs):

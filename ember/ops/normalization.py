@@ -10,8 +10,11 @@ with the means taken over the normalised axes (the standard derivation, e.g. Iof
 2015, written for any set of axes).
 
 Example:
+    >>> from ember.ops import normalize
     >>> x = ember.tensor(np.random.randn(8, 3), requires_grad=True)
     >>> out, mean, var = normalize(x, axes=(0,), epsilon=1e-3)
+    >>> out.shape, mean.shape
+    ((8, 3), (1, 3))
 """
 
 from __future__ import annotations
