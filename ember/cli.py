@@ -44,11 +44,12 @@ def load_dataset(name: str, data_dir: str | None = None, images: bool = False):
 
 
 def build_model(kind: str, input_shape: tuple, num_classes: int, dataset: str = "digits"):
-    """The architecture ``kind`` from :mod:`ember.models.zoo` (no mirroring of digits)."""
+    """The architecture ``kind`` from :mod:`ember.models.zoo` (``convnet_bn`` with the
+    dataset's augmentation)."""
     from ember.models import zoo
 
     if kind == "convnet_bn":
-        return zoo.convnet_bn(input_shape, num_classes, flip=dataset == "fashion_mnist")
+        return zoo.convnet_bn(input_shape, num_classes, **zoo.augmentation_for(dataset))
     return zoo.build(kind, input_shape, num_classes)
 
 
@@ -140,8 +141,8 @@ def make_parser() -> argparse.ArgumentParser:
         default="mlp",
         help="mlp: two ReLU hidden layers (256, 128); linear: softmax regression; convnet: the "
         "Keras simple convnet (Conv32-Pool-Conv64-Pool-Dropout-Dense); convnet_bn: two "
-        "conv-BN-ReLU blocks of 32 and 64 filters with shift (and, for fashion_mnist, flip) "
-        "augmentation (default: mlp)",
+        "conv-BN-ReLU blocks of 32 and 64 filters and a Dense(128) head, with left-right flips "
+        "(fashion_mnist) or shifts (digits, mnist) in training (default: mlp)",
     )
     train.add_argument(
         "--epochs",

@@ -16,7 +16,15 @@ import math
 from ember import layers
 from ember.models.model import Sequential
 
-__all__ = ["linear", "mlp", "simple_convnet", "convnet_bn", "ARCHITECTURES", "build"]
+__all__ = [
+    "linear",
+    "mlp",
+    "simple_convnet",
+    "convnet_bn",
+    "augmentation_for",
+    "ARCHITECTURES",
+    "build",
+]
 
 
 def linear(input_shape, num_classes: int) -> Sequential:
@@ -101,13 +109,14 @@ def convnet_bn(
     flip: bool = True,
     dropout: float = 0.3,
     dense_units: int = 128,
+    shift: float = 0.1,
 ) -> Sequential:
     """A stronger convnet: for each width in ``filters`` two 3×3 "same" convolutions each followed
     by batch normalization and ReLU, then 2×2 max pooling; then a ReLU layer of ``dense_units``
     on the flattened features (``dense_units=0``: global average pooling instead), dropout and a
-    softmax layer. With ``augment=True`` training images are randomly shifted by up to 10 % and,
-    with ``flip=True``, mirrored left-right (active in training only; mirror clothes, not
-    digits).
+    softmax layer. With ``augment=True`` training images are randomly shifted by up to ``shift``
+    of their size (0: no shifts) and, with ``flip=True``, mirrored left-right (active in training
+    only; :func:`augmentation_for` picks these per dataset).
 
     Example:
         >>> model = ember.models.zoo.convnet_bn((28, 28, 1), 10)
@@ -116,10 +125,10 @@ def convnet_bn(
     """
     shape = _image_shape(input_shape, "convnet_bn")
     stack: list = [layers.Input(shape=shape)]
-    if augment:
-        stack.append(layers.RandomTranslation(0.1, 0.1, fill_mode="constant"))
-        if flip:
-            stack.append(layers.RandomFlip("horizontal"))
+    if augment and shift:
+        stack.append(layers.RandomTranslation(shift, shift, fill_mode="constant"))
+    if augment and flip:
+        stack.append(layers.RandomFlip("horizontal"))
     size = min(shape[:2])
     for width in filters:
         for _ in range(2):
@@ -140,6 +149,20 @@ def convnet_bn(
         layers.Dense(num_classes, activation="softmax"),
     ]
     return Sequential(stack, name="convnet_bn")
+
+
+def augmentation_for(dataset: str) -> dict:
+    """:func:`convnet_bn`'s augmentation for a dataset: clothes are mirrored left-right but not
+    shifted (Fashion-MNIST's items are centred, and with shifts the 12-epoch recipe underfit,
+    reaching 0.9230); digits are shifted by up to 10 % but never mirrored.
+
+    Example:
+        >>> ember.models.zoo.augmentation_for("fashion_mnist")
+        {'shift': 0.0, 'flip': True}
+    """
+    if dataset == "fashion_mnist":
+        return {"shift": 0.0, "flip": True}
+    return {"shift": 0.1, "flip": False}
 
 
 ARCHITECTURES = {

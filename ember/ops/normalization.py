@@ -73,18 +73,36 @@ def normalize(
     eps = data.dtype.type(epsilon)
 
     mean = data.mean(axis=axes, keepdims=True)
-    centered = data - mean
+    x_hat = data - mean  # centred now, standardised in place below
     # Two-pass variance: mean((x - μ)²) is exact for a constant feature, unlike E[x²] − μ².
-    var = xp.mean(centered * centered, axis=axes, keepdims=True)
+    var = xp.mean(x_hat * x_hat, axis=axes, keepdims=True)
     inv_std = 1.0 / xp.sqrt(var + eps)
-    x_hat = centered * inv_std
+    x_hat *= inv_std
     g_arr, b_arr = _param(gamma, param_shape), _param(beta, param_shape)
     out = x_hat if g_arr is None else x_hat * g_arr
     if b_arr is not None:
-        out = out + b_arr
+        out = out + b_arr if g_arr is None else xp.add(out, b_arr, out=out)
+    # Batch norm's case: one γ, β per position of the non-normalised axes. Then γ is constant
+    # over each mean below and sum(g), sum(g·x̂) are dβ, dγ: each full-size reduction runs once.
+    per_statistic = param_shape == stat_shape
 
     def backward(g):
         d_gamma = d_beta = d_x = None
+        if per_statistic:
+            count = x_hat.size // inv_std.size
+            sum_g = g.sum(axis=axes, keepdims=True)
+            sum_gx = (g * x_hat).sum(axis=axes, keepdims=True)
+            if gamma is not None and gamma.requires_grad:
+                d_gamma = sum_gx.reshape(gamma.shape)
+            if beta is not None and beta.requires_grad:
+                d_beta = sum_g.reshape(beta.shape)
+            if x.requires_grad:
+                # (γ/σ)(g − mean(g) − x̂·mean(g·x̂)), the formula above with γ taken out
+                d_x = x_hat * (sum_gx / count)
+                xp.subtract(g, d_x, out=d_x)
+                d_x -= sum_g / count
+                d_x *= inv_std if g_arr is None else inv_std * g_arr
+            return d_x, d_gamma, d_beta
         if gamma is not None and gamma.requires_grad:
             d_gamma = _param_grad(g * x_hat, param_axes, gamma)
         if beta is not None and beta.requires_grad:
