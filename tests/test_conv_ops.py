@@ -62,6 +62,22 @@ def test_conv2d_gradcheck(x_shape, k_shape, strides, padding, dilation):
     assert ember.gradcheck(lambda a, b: conv2d(a, b, strides, padding, dilation), x, k)
 
 
+@pytest.mark.parametrize("padding", [((3, 0), (1, 4)), ((2, 2), (0, 0))])
+def test_conv2d_explicit_padding_gradients(padding):
+    """Stride-1 input gradients come from one convolution of the output gradient unless a pad
+    exceeds the kernel's reach (here 3 > 2 and 4 > 2), when the per-tap path runs: both are
+    checked against finite differences, and the first case must take the per-tap path."""
+    from ember.ops.conv import _input_grad_stride1
+
+    rng = np.random.default_rng(1)
+    x = ember.tensor(rng.standard_normal((2, 5, 4, 3)), dtype="float64", requires_grad=True)
+    k = ember.tensor(rng.standard_normal((3, 3, 3, 2)), dtype="float64", requires_grad=True)
+    assert ember.gradcheck(lambda a, b: conv2d(a, b, 1, padding), x, k)
+    g = np.ones(conv2d(x, k, 1, padding).shape)
+    fast = _input_grad_stride1(g, k.data, padding, (1, 1), (5, 4))
+    assert (fast is None) == (padding[0][0] > 2)
+
+
 def _torch():
     import torch
 
