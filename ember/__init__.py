@@ -4,9 +4,21 @@ Two levels, one engine:
 
 * low level (PyTorch style): ``ember.tensor``, ``loss.backward()``, ``optimizer.step()``;
 * high level (Keras style): ``ember.models.Sequential``, ``compile``, ``fit``, ``evaluate``.
+
+The names users of NumPy, PyTorch and Keras reach for first are at the top level: tensor
+creation (``ember.zeros``, ``ember.arange``, ``ember.randn``), math and reductions
+(``ember.sin``, ``ember.mean(x, dim=1)``), ``ember.Sequential``, ``ember.Model``,
+``ember.Input``, and the modules ``ember.random``, ``ember.tree`` and ``ember.data``.
+``docs/aliases.md`` lists every alternative spelling Ember accepts.
+
+Example:
+    >>> x = ember.linspace(0, 1, 5)
+    >>> ember.mean(ember.square(x), dim=0)
+    tensor(0.375)
 """
 
 from ember.tensor import (  # noqa: I001 (tensor must load before ops)
+    GradientTape,
     Tensor,
     default_rng,
     enable_grad,
@@ -22,24 +34,53 @@ from ember import ops
 from ember.ops import (
     abs,
     clip,
+    clone,
     concatenate,
+    cos,
     exp,
+    expm1,
     linear,
     log,
+    log1p,
     log_softmax,
     logsumexp,
     matmul,
+    max,
     maximum,
+    mean,
+    min,
     minimum,
     pad,
+    pow,
+    power,
+    reciprocal,
     relu,
     sigmoid,
+    sin,
     softmax,
     sqrt,
+    square,
     stack,
+    sum,
+    tan,
     tanh,
+    var,
     where,
 )
+from ember.creation import (
+    arange,
+    eye,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    zeros,
+    zeros_like,
+)
+from ember.random import randint
 from ember.testing import gradcheck
 
 __version__ = "0.1.0"
@@ -76,9 +117,43 @@ __all__ = [
     "stack",
     "tanh",
     "where",
+    "clone",
+    "cos",
+    "expm1",
+    "log1p",
+    "max",
+    "mean",
+    "min",
+    "pow",
+    "power",
+    "reciprocal",
+    "sin",
+    "square",
+    "sum",
+    "tan",
+    "var",
+    "zeros",
+    "ones",
+    "full",
+    "arange",
+    "linspace",
+    "eye",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "rand",
+    "randn",
+    "randint",
+    "Sequential",
+    "Model",
+    "Input",
+    "Variable",
+    "Parameter",
+    "GradientTape",
     "__version__",
     "activations",
     "callbacks",
+    "data",
     "datasets",
     "ensemble",
     "initializers",
@@ -87,14 +162,17 @@ __all__ = [
     "metrics",
     "models",
     "optimizers",
+    "random",
     "regularizers",
     "schedules",
+    "tree",
     "utils",
 ]
 
 from ember import (  # noqa: E402
     activations,
     callbacks,
+    data,
     datasets,
     ensemble,
     initializers,
@@ -103,7 +181,12 @@ from ember import (  # noqa: E402
     metrics,
     models,
     optimizers,
+    random,
     regularizers,
     schedules,
+    tree,
     utils,
 )
+from ember.layers import Input  # noqa: E402
+from ember.models import Model, Sequential  # noqa: E402
+from ember.variables import Parameter, Variable  # noqa: E402

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ember import losses as ember_losses
 from ember import metrics as metrics_module
 from ember.callbacks import History
 from ember.tensor import Tensor, manual_seed, no_grad
@@ -128,11 +129,13 @@ class Ensemble:
         mean = self.predict(x, method="mean", batch_size=batch_size)
         if len(y) != len(mean):
             raise ValueError(f"Ensemble.evaluate: x has {len(mean)} samples but y has {len(y)}")
+        loss_fn = ember_losses.get(reference.loss)
         with no_grad():
-            loss = float(reference.loss(y, Tensor(mean)).data)
+            loss = float(loss_fn(y, Tensor(mean)).data)
         logs = {"loss": loss}
-        for spec in reference._metric_specs:
-            metric = metrics_module.get(spec, reference.loss, y.shape, mean.shape)
+        specs = reference._compile_args.get("metrics") or []
+        for spec in [specs] if isinstance(specs, str) else specs:
+            metric = metrics_module.get(spec, loss_fn, y.shape, mean.shape)
             metric.update_state(y, mean)
             logs[metric.name] = metric.result()
         return logs

@@ -10,6 +10,11 @@ sample's loss before averaging. Cross-entropies are computed stably:
   the true class gives the finite loss ``-log(1e-7) ≈ 16.12``. Probabilities outside ``[0, 1]`` are
   an error, not silently clipped: they usually mean a missing activation.
 
+Inputs are checked in one vectorized pass: binary cross-entropy targets outside ``[0, 1]`` and
+class labels outside ``[0, classes)`` raise ``ValueError`` naming the first offender, and a call
+in PyTorch's order ``loss(prediction, target)`` raises ``TypeError``. A batch of zero rows gives
+the loss 0 (with a zero-sized gradient).
+
 Example:
     >>> loss = ember.losses.SparseCategoricalCrossentropy(from_logits=True)
     >>> loss([0, 2], ember.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 3.0]]))
@@ -23,6 +28,7 @@ import numpy as np
 from ember import _registry, ops
 from ember._registry import lookup
 from ember.ops import as_tensor
+from ember.ops.nn import check_binary_targets, check_class_labels
 from ember.tensor import Tensor
 
 EPSILON = 1e-7
@@ -48,6 +54,7 @@ class Loss:
     name = "loss"
 
     def __call__(self, y_true, y_pred, sample_weight=None) -> Tensor:
+        self._check_argument_order(y_true, y_pred)
         y_pred = as_tensor(y_pred)
         if y_pred.dtype.kind != "f":
             y_pred = ops.cast(y_pred, np.float32)
@@ -76,11 +83,29 @@ class Loss:
     def per_sample(self, y_true: np.ndarray, y_pred: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def _check_argument_order(self, y_true, y_pred) -> None:
+        """A target that requires grad next to a prediction that does not is a model output
+        passed first, PyTorch's ``loss(input, target)`` habit. A flag test, no pass over data."""
+        if (
+            isinstance(y_true, Tensor)
+            and y_true.requires_grad
+            and not (isinstance(y_pred, Tensor) and y_pred.requires_grad)
+        ):
+            raise _pytorch_order_error(self.name, "y_true requires grad and y_pred does not")
+
     def get_config(self) -> dict:
         return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get_config()})"
+
+
+def _pytorch_order_error(name: str, evidence: str) -> TypeError:
+    return TypeError(
+        f"{name}: the loss received its arguments in PyTorch's order, loss(prediction, target) "
+        f"({evidence}). Ember's losses take (y_true, y_pred), as Keras' do: call "
+        f"{name}(targets, predictions)"
+    )
 
 
 def _float_targets(name: str, y_true: np.ndarray, y_pred: Tensor) -> np.ndarray:
@@ -99,6 +124,8 @@ def _float_targets(name: str, y_true: np.ndarray, y_pred: Tensor) -> np.ndarray:
 
 
 def _check_probabilities(name: str, p: np.ndarray) -> None:
+    if not p.size:
+        return  # a zero-row batch (catalogue B6)
     low, high = float(np.min(p)), float(np.max(p))
     if not (low >= 0.0 and high <= 1.0):  # also catches NaN
         raise ValueError(
@@ -157,8 +184,11 @@ class BinaryCrossentropy(Loss):
     def per_sample(self, y_true, y_pred):
         targets = _float_targets(self.name, y_true, y_pred)
         logits = y_pred if self.from_logits else _logits_of(y_pred, "sigmoid")
-        if logits is not None:
-            return _mean_last_axis(ops.sigmoid_binary_cross_entropy(logits, targets))
+        if logits is not None:  # the fused op checks the targets, naming this loss
+            return _mean_last_axis(
+                ops.sigmoid_binary_cross_entropy(logits, targets, name=self.name)
+            )
+        check_binary_targets(self.name, targets)
         _check_probabilities(self.name, y_pred.data)
         p = ops.clip(y_pred, EPSILON, 1 - EPSILON)
         return _mean_last_axis(-(targets * ops.log(p) + (1 - targets) * ops.log(1 - p)))
@@ -204,26 +234,18 @@ class CategoricalCrossentropy(Loss):
         return {"from_logits": self.from_logits}
 
 
-def check_class_labels(name: str, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Integer labels ``(N,)`` from ints or integral floats, each in ``[0, num_classes)``."""
-    if labels.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: labels must be integers, got dtype {labels.dtype}")
-    if labels.dtype.kind == "f":
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-            bad = int(np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))[0])
-            raise ValueError(
-                f"{name}: labels must be whole class indices; label at index {bad} is "
-                f"{labels.reshape(-1)[bad].item()!r}"  # 0.5, not np.float64(0.5)
-            )
-    labels = labels.astype(np.intp, copy=False)
-    outside = (labels < 0) | (labels >= num_classes)
-    if outside.any():
-        bad = int(np.flatnonzero(outside.reshape(-1))[0])
-        raise ValueError(
-            f"{name}: label {labels.reshape(-1)[bad]} (at index {bad}) is outside the valid "
-            f"range [0, {num_classes}) for a model with {num_classes} outputs"
+def _check_label_order(name: str, y_true, y_pred) -> None:
+    """Sparse losses: float ``(N, C)`` scores as y_true and integer ``(N,)`` labels as y_pred are
+    the PyTorch order ``cross_entropy(logits, labels)``. Looks at dtypes and shapes only."""
+    y_true = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
+    y_pred = y_pred.data if isinstance(y_pred, Tensor) else np.asarray(y_pred)
+    floats_then_ints = y_true.dtype.kind == "f" and y_pred.dtype.kind in "iu"
+    if floats_then_ints and y_true.ndim == 2 and y_pred.ndim == 1:
+        raise _pytorch_order_error(
+            name,
+            f"y_true holds float scores of shape {y_true.shape} and y_pred integer labels of "
+            f"shape {y_pred.shape}",
         )
-    return labels
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -243,6 +265,10 @@ class SparseCategoricalCrossentropy(Loss):
     def __init__(self, from_logits: bool = False):
         self.from_logits = bool(from_logits)
 
+    def _check_argument_order(self, y_true, y_pred) -> None:
+        super()._check_argument_order(y_true, y_pred)
+        _check_label_order(self.name, y_true, y_pred)
+
     def per_sample(self, y_true, y_pred):
         if y_pred.ndim != 2:
             raise ValueError(f"{self.name}: y_pred must be (batch, classes), got {y_pred.shape}")
@@ -252,10 +278,10 @@ class SparseCategoricalCrossentropy(Loss):
                 f"{self.name}: expected integer labels of shape ({n},), got shape {y_true.shape}."
                 " For one-hot targets use 'categorical_crossentropy'"
             )
-        labels = check_class_labels(self.name, y_true.reshape(-1), classes)
         logits = y_pred if self.from_logits else _logits_of(y_pred, "softmax")
-        if logits is not None:
-            return ops.sparse_softmax_cross_entropy(logits, labels)
+        if logits is not None:  # the fused op checks the labels, naming this loss
+            return ops.sparse_softmax_cross_entropy(logits, y_true, name=self.name)
+        labels = check_class_labels(self.name, y_true, classes)
         _check_probabilities(self.name, y_pred.data)
         p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
         picked = ops.getitem(p, (np.arange(n), labels))
@@ -360,6 +386,10 @@ class NegativeLogLikelihood(Loss):
 
     name = "negative_log_likelihood"
 
+    def _check_argument_order(self, y_true, y_pred) -> None:
+        super()._check_argument_order(y_true, y_pred)
+        _check_label_order(self.name, y_true, y_pred)
+
     def per_sample(self, y_true, y_pred):
         if y_pred.ndim != 2:
             raise ValueError(f"{self.name}: y_pred must be (batch, classes), got {y_pred.shape}")
@@ -368,7 +398,7 @@ class NegativeLogLikelihood(Loss):
             raise ValueError(
                 f"{self.name}: expected integer labels of shape ({n},), got shape {y_true.shape}"
             )
-        labels = check_class_labels(self.name, y_true.reshape(-1), classes)
+        labels = check_class_labels(self.name, y_true, classes)
         return -ops.getitem(y_pred, (np.arange(n), labels))
 
 

@@ -1,11 +1,15 @@
 """Optimizers with PyTorch's update formulas and Keras' names and defaults.
 
-Two ways to use them:
+Three ways to use them:
 
 * high level: ``model.compile(optimizer="adam")`` or ``compile(optimizer=Adam(learning_rate=1e-3))``
   — the model hands its parameters over;
-* low level: ``opt = SGD(model.parameters(), learning_rate=0.1)`` then, per step,
-  ``opt.zero_grad(); loss.backward(); opt.step()``.
+* low level, PyTorch style: ``opt = SGD(model.parameters(), learning_rate=0.1)`` then, per step,
+  ``opt.zero_grad(); loss.backward(); opt.step()`` — ``step()`` reads each parameter's ``.grad``;
+* low level, Keras 3 / TensorFlow style: ``opt = Adam(1e-3)`` then, per step,
+  ``opt.apply_gradients(zip(grads, model.trainable_weights))`` or ``opt.apply(grads, variables)``
+  — the gradients are passed in (``.grad`` is neither read nor written) and the optimizer learns
+  its variables at the first call (and any new ones at later calls).
 
 Names (also accepted by ``compile``): ``"sgd"``, ``"rmsprop"``, ``"adagrad"``, ``"adadelta"``,
 ``"adam"``, ``"adamw"``, ``"adamax"``, ``"nadam"``.
@@ -16,26 +20,38 @@ Options common to every optimizer (Keras 3's):
   :mod:`ember.optimizers.schedules`). A schedule is evaluated at ``iterations`` *before* the step
   is counted, so the first update uses ``schedule(0)``. Reading ``opt.learning_rate`` gives the
   rate the next step will use (a float); assigning a float replaces a schedule and keeps all
-  optimizer state (what ``ReduceLROnPlateau`` does).
+  optimizer state (what ``ReduceLROnPlateau`` does). It must be finite and ``>= 0`` — checked at
+  construction, on assignment, and on every value a schedule returns.
 * ``weight_decay``: *decoupled* decay ``p ← p·(1 − lr·wd)`` applied before each update (Keras 3,
   PyTorch's ``AdamW``), on every optimizer. It is not an L2 penalty: for L2 coupled to the
   gradient (PyTorch's ``Adam(weight_decay=λ)``) put ``kernel_regularizer=L2(λ/2)`` on the layers.
+  Finite and ``>= 0`` (or ``None``), also when assigned later.
 * ``clipvalue`` (each entry to ``[-c, c]``), ``clipnorm`` (each parameter's gradient to norm
   ``c``), ``global_clipnorm`` (all gradients jointly, as ``ember.utils.clip_grad_norm_``). Norm
   clipping uses PyTorch's factor ``min(1, c / (‖g‖ + 1e-6))``. ``clipvalue`` may be combined with
   one norm clip (value first, then norm); Keras silently ignores ``clipvalue`` in that case.
-  The optimizer clips a copy: ``p.grad`` itself is never modified.
+  The optimizer clips a copy: the gradient given (or ``p.grad``) is never modified.
 
-A parameter whose ``.grad`` is ``None`` (unused in the loss) or that is not trainable is skipped:
-neither it, its weight decay nor its optimizer state changes. Updates are done in place.
+Aliases (PyTorch's spellings, accepted by every constructor that has the Keras argument; giving
+both spellings is a ``TypeError``):
+
+* ``lr=`` for ``learning_rate=`` (and the attribute ``opt.lr`` for ``opt.learning_rate``);
+* ``eps=`` for ``epsilon=``;
+* ``betas=(b1, b2)`` for ``beta_1=b1, beta_2=b2`` (Adam, AdamW, Adamax, Nadam).
+
+A parameter whose gradient is ``None`` (unused in the loss) or that is not trainable is skipped:
+neither it, its weight decay nor its optimizer state changes. Updates are done in place (and
+mark the tensor as modified, so a backward through a graph that saved the old value fails).
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -69,28 +85,132 @@ sys.modules.setdefault(f"{__name__}.schedules", schedules)
 
 _COMMON_OPTIONS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
 
+# PyTorch's argument names -> Ember's (Keras') names; see "Aliases" in the module docstring.
+_ALIASES = {"lr": "learning_rate", "eps": "epsilon"}
+
+
+def _is_rate(value) -> bool:
+    """A learning rate given where the parameters go (Keras' ``SGD(0.1)``)."""
+    return isinstance(value, LearningRateSchedule) or (
+        isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    )
+
+
+def _canonical_arguments(init: Callable) -> Callable:
+    """Wrap an optimizer ``__init__`` so that it also takes PyTorch's spellings.
+
+    Rewrites, before ``init`` runs: ``lr=``/``eps=`` to ``learning_rate=``/``epsilon=`` and
+    ``betas=(b1, b2)`` to ``beta_1=, beta_2=`` (only where ``init`` has the Keras argument), and a
+    learning rate given as the first positional argument (Keras' ``SGD(0.1)``) to
+    ``params=None, learning_rate=0.1``. A value given under two spellings is a ``TypeError``.
+    Applied to every subclass by ``Optimizer.__init_subclass__``; the outermost ``__init__`` does
+    the rewrite, so the ``super().__init__`` calls only ever see the canonical names.
+    """
+    signature = inspect.signature(init)
+    order = [
+        name
+        for name, p in signature.parameters.items()
+        if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ][1:]  # without self
+    named = {
+        name
+        for name, p in signature.parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    aliases = {alias: name for alias, name in _ALIASES.items() if name in named}
+    takes_betas = {"beta_1", "beta_2"} <= named
+    takes_params = bool(order) and order[0] == "params" and "learning_rate" in named
+
+    def given(name: str, args: tuple, kwargs: dict) -> bool:
+        return name in kwargs or (name in order and order.index(name) < len(args))
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        owner = type(self).__name__
+        for alias, name in aliases.items():
+            if alias in kwargs:
+                if given(name, args, kwargs):
+                    raise TypeError(
+                        f"{owner}: got both {alias}= and {name}= (the same argument, PyTorch's "
+                        f"and Keras' spelling); pass only one"
+                    )
+                kwargs[name] = kwargs.pop(alias)
+        if takes_betas and "betas" in kwargs:
+            betas = kwargs.pop("betas")
+            both = [name for name in ("beta_1", "beta_2") if given(name, args, kwargs)]
+            if both:
+                raise TypeError(
+                    f"{owner}: got both betas= and {both[0]}= (PyTorch's and Keras' spelling); "
+                    "pass only one"
+                )
+            if (
+                isinstance(betas, (str, bytes))
+                or not isinstance(betas, Sequence)
+                or len(betas) != 2
+            ):
+                raise TypeError(f"{owner}: betas must be a pair (beta_1, beta_2), got {betas!r}")
+            kwargs["beta_1"], kwargs["beta_2"] = betas
+        first = args[0] if args else kwargs.get("params")
+        if takes_params and _is_rate(first):
+            if given("learning_rate", args, kwargs):
+                second = args[1] if len(args) > 1 else kwargs["learning_rate"]
+                raise TypeError(
+                    f"{owner}: the learning rate was given twice, as the first argument "
+                    f"({first!r}, Keras style) and as learning_rate ({second!r}); pass only one"
+                )
+            kwargs["learning_rate"] = first
+            if args:
+                args = (None, *args[1:])
+            else:
+                kwargs["params"] = None
+        return init(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _first_moment_(average: np.ndarray, grad: np.ndarray, beta: float, scratch: np.ndarray):
+    """``a ← βa + (1−β)g`` in place, computed as ``a ← a + (1−β)(g − a)`` (PyTorch's lerp)."""
+    xp.subtract(grad, average, out=scratch)
+    scratch *= 1 - beta
+    average += scratch
+
+
+def _second_moment_(average: np.ndarray, grad: np.ndarray, beta: float, scratch: np.ndarray):
+    """``s ← βs + (1−β)g²`` in place."""
+    xp.multiply(grad, grad, out=scratch)
+    scratch *= 1 - beta
+    average *= beta
+    average += scratch
+
 
 class Optimizer:
     """Base class: subclasses implement ``_update(param, grad, state, lr)`` for one parameter.
+
+    ``params`` and ``state`` are parallel lists (one state dict per parameter, in the order the
+    parameters were added); ``iterations`` counts the updates applied (``step()`` or ``apply``).
 
     Example:
         >>> class SignSGD(ember.optimizers.Optimizer):
         ...     def _update(self, param, grad, state, lr):
         ...         param.data -= lr * np.sign(grad)
+        >>> w = ember.tensor([1.0, -1.0], requires_grad=True)
+        >>> SignSGD(lr=0.5).apply([np.array([2.0, -3.0])], [w])
+        >>> w
+        tensor([ 0.5, -0.5]...)
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _canonical_arguments(cls.__init__)
+
     def __init__(self, params=None, learning_rate=0.01, **options):
-        if isinstance(params, LearningRateSchedule) or (
-            isinstance(params, (int, float, np.integer, np.floating))
-            and not isinstance(params, bool)
-        ):
-            # Keras style: SGD(0.1) — the first positional argument is the learning rate.
-            params, learning_rate = None, params
         self.learning_rate = learning_rate
         self.params: list[Tensor] = []
         self.state: list[dict] = []
         self.iterations = 0
         self._scratch: dict[int, list[np.ndarray]] = {}  # per-parameter work buffers, never saved
+        self._param_owners: list = []  # models given as model.parameters(), read at each step
         self._set_options(options)
         if params is not None:
             self.add_params(params)
@@ -116,6 +236,17 @@ class Optimizer:
     lr = learning_rate  # PyTorch users' spelling; changing it mid-run keeps all state
 
     @property
+    def weight_decay(self) -> float | None:
+        """Decoupled weight decay per step (``None``: none); finite and ``>= 0`` when set."""
+        return self._weight_decay
+
+    @weight_decay.setter
+    def weight_decay(self, value) -> None:
+        if value is not None:
+            value = _check_number("weight_decay", value, type(self).__name__)
+        self._weight_decay = value
+
+    @property
     def schedule(self) -> Callable | None:
         """The learning-rate schedule, or ``None`` when the rate is a constant."""
         return None if isinstance(self._learning_rate, float) else self._learning_rate
@@ -129,8 +260,8 @@ class Optimizer:
             return _check_number("learning_rate", value, type(self).__name__)
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"{type(self).__name__}: the learning-rate schedule {lr!r} gave {value!r} at step "
-                f"{self.iterations}; expected a number >= 0"
+                f"{type(self).__name__}: the learning-rate schedule {lr!r} gave {value!r} at "
+                f"step {self.iterations}; learning_rate must be a finite number >= 0"
             ) from exc
 
     def _set_options(self, options: dict) -> None:
@@ -161,11 +292,24 @@ class Optimizer:
 
     # --------------------------------------------------------------- parameters
     def add_params(self, params: Iterable[Tensor]) -> None:
-        """Start optimizing ``params`` (tensors that require gradients)."""
+        """Start optimizing ``params`` (tensors that require gradients); known ones are kept once.
+
+        Example:
+            >>> w = ember.tensor([1.0, 2.0], requires_grad=True)
+            >>> opt = ember.optimizers.SGD(learning_rate=0.1)
+            >>> opt.add_params([w]); opt.add_params([w])
+            >>> len(opt.params)
+            1
+        """
         if isinstance(params, Tensor):
             params = [params]
-        known = {id(p) for p in self.params}
-        for i, p in enumerate(params):
+        owner = getattr(params, "owner", None)
+        if owner is not None and not any(o is owner for o in self._param_owners):
+            # model.parameters() of a model whose layers build on their first call: the
+            # weights made later are picked up at zero_grad()/step() (PyTorch's flow works).
+            self._param_owners.append(owner)
+        params = list(params)
+        for i, p in enumerate(params):  # all checked before any is added
             if not isinstance(p, Tensor):
                 raise TypeError(
                     f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, expected an "
@@ -176,36 +320,172 @@ class Optimizer:
                     f"{type(self).__name__}: parameter {i} (shape {p.shape}) does not require "
                     "grad; create it with requires_grad=True"
                 )
+        known = {id(p) for p in self.params}
+        for p in params:
             if id(p) not in known:
                 known.add(id(p))
                 self.params.append(p)
                 self.state.append({})
 
+    def _refresh_params(self) -> set | None:
+        """Add the weights that models given as ``model.parameters()`` created since, and return
+        the ids of their trainable weights now (``None`` when no model was given): a layer
+        frozen after the optimizer was made is left alone by :meth:`step`."""
+        if not self._param_owners:
+            return None
+        allowed: set = set()
+        for owner in self._param_owners:
+            current = owner.trainable_weights
+            allowed.update(id(p) for p in current)
+            if any(id(p) not in self._known_ids() for p in current):
+                self.add_params(current)
+        return allowed
+
+    def _known_ids(self) -> set:
+        return {id(p) for p in self.params}
+
     def zero_grad(self) -> None:
         """Reset the gradients of every parameter (to ``None``, as PyTorch does by default)."""
+        self._refresh_params()
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
-        """Apply one update to every parameter that has a gradient."""
+        """Apply one update to every parameter that has a gradient (PyTorch style: reads ``.grad``).
+
+        Example:
+            >>> w = ember.tensor([1.0, 2.0], requires_grad=True)
+            >>> opt = ember.optimizers.SGD([w], learning_rate=0.25)
+            >>> (w * w).sum().backward()  # w.grad = 2w = [2, 4]
+            >>> opt.step()
+            >>> w
+            tensor([0.5, 1. ]...)
+        """
+        allowed = self._refresh_params()
         if not self.params:
             raise RuntimeError(
                 f"{type(self).__name__} has no parameters: construct it with model.parameters(), "
-                "or pass it to model.compile()"
+                "or pass it to model.compile(); a model whose layers infer their input size has "
+                "weights only after its first call"
             )
+        self._apply_updates(
+            [
+                (p, s, p.grad if allowed is None or id(p) in allowed else None)
+                for p, s in zip(self.params, self.state)
+            ]
+        )
+
+    def apply(self, grads: Sequence, variables: Sequence[Tensor] | None = None) -> None:
+        """Update ``variables`` in place with ``grads`` (Keras 3 style); ``.grad`` is not used.
+
+        ``grads[i]`` (a NumPy array, an ember Tensor, or ``None`` to skip that variable) is the
+        gradient of ``variables[i]``; ``variables`` defaults to the optimizer's parameters in
+        order. Variables not seen before are added (with fresh state), so an optimizer created
+        without parameters learns them at the first call. One call is one step (``iterations``
+        counts calls), with the same clipping, weight decay and schedule as :meth:`step`.
+
+        Example:
+            >>> w = ember.tensor([1.0, 2.0], requires_grad=True)
+            >>> opt = ember.optimizers.SGD(learning_rate=0.5)
+            >>> opt.apply([np.array([1.0, -1.0])], [w])
+            >>> w, opt.iterations, w.grad is None
+            (tensor([0.5, 2.5]...), 1, True)
+            >>> opt.apply([ember.tensor([1.0, 1.0])])  # variables: the ones it knows
+            >>> w
+            tensor([0., 2.]...)
+        """
+        owner = f"{type(self).__name__}.apply"
+        if isinstance(grads, (Tensor, np.ndarray)):
+            raise TypeError(
+                f"{owner}: grads must be a list with one gradient per variable, got a single "
+                f"{type(grads).__name__}; wrap it: apply([grad], [variable])"
+            )
+        grads = list(grads)
+        if variables is None:
+            variables = self.params
+        elif isinstance(variables, Tensor):
+            raise TypeError(f"{owner}: variables must be a list of Tensors, got one Tensor")
+        variables = list(variables)
+        if len(grads) != len(variables):
+            raise ValueError(
+                f"{owner}: got {len(grads)} gradients for {len(variables)} variables; pass one "
+                "gradient (or None) per variable"
+            )
+        self._apply_given(grads, variables, owner)
+
+    def apply_gradients(self, grads_and_vars: Iterable[tuple]) -> None:
+        """Update each variable in place with its gradient (Keras/TensorFlow style).
+
+        Same as :meth:`apply` with the pairs unzipped: ``grads_and_vars`` is an iterable of
+        ``(gradient, variable)`` pairs, such as ``zip(grads, model.trainable_weights)``.
+
+        Example:
+            >>> w = ember.tensor([1.0, 2.0], requires_grad=True)
+            >>> b = ember.tensor([0.5], requires_grad=True)
+            >>> opt = ember.optimizers.Adam(1e-3)
+            >>> opt.apply_gradients(zip([np.array([3.0, -3.0]), None], [w, b]))
+            >>> w, b  # Adam's first step moves by the learning rate; b had no gradient
+            (tensor([0.999, 2.001]...), tensor([0.5]...))
+        """
+        owner = f"{type(self).__name__}.apply_gradients"
+        grads, variables = [], []
+        for i, pair in enumerate(grads_and_vars):
+            if isinstance(pair, Tensor) or not isinstance(pair, Sequence) or len(pair) != 2:
+                raise TypeError(
+                    f"{owner}: item {i} is {type(pair).__name__}, expected a (gradient, "
+                    "variable) pair, as zip(grads, model.trainable_weights) gives"
+                )
+            grads.append(pair[0])
+            variables.append(pair[1])
+        self._apply_given(grads, variables, owner)
+
+    def _apply_given(self, grads: list, variables: list, owner: str) -> None:
+        """Check ``grads``/``variables`` (nothing changes on an error), add the new variables,
+        then run one step through :meth:`_apply_updates`."""
+        if not variables and not self.params:
+            raise RuntimeError(
+                f"{owner}: no variables given and the optimizer knows none yet; pass the "
+                "gradients with their variables (such as model.trainable_weights)"
+            )
+        seen: set[int] = set()
+        arrays = []
+        for i, (g, v) in enumerate(zip(grads, variables)):
+            if not isinstance(v, Tensor):
+                raise TypeError(
+                    f"{owner}: variable {i} is a {type(v).__name__}, expected an ember Tensor "
+                    "(such as an entry of model.trainable_weights)"
+                )
+            label = f"{i} ({v.name!r})" if v.name else f"{i}"
+            if id(v) in seen:
+                raise ValueError(f"{owner}: variable {label} is given twice; pass each once")
+            seen.add(id(v))
+            arrays.append(_gradient_array(g, v, f"{owner}: the gradient of variable {label}"))
+        self.add_params(variables)
+        index = {id(p): k for k, p in enumerate(self.params)}
+        self._apply_updates([(v, self.state[index[id(v)]], g) for v, g in zip(variables, arrays)])
+
+    def _apply_updates(self, entries: list[tuple[Tensor, dict, np.ndarray | None]]) -> None:
+        """One optimizer step over ``(param, state, grad)`` entries: the one place shared by
+        :meth:`step` and :meth:`apply`.
+
+        Skips entries whose gradient is ``None`` or whose parameter is not trainable; evaluates
+        the learning rate (before counting the step), clips, counts the step, applies decoupled
+        weight decay and ``_update``, and marks each updated tensor as modified in place.
+        """
         lr = self._current_learning_rate()  # before counting the step: the first uses step 0
         active = [
-            (p, s)
-            for p, s in zip(self.params, self.state)
-            if p.grad is not None and getattr(p, "trainable", True)
+            (p, s, g) for p, s, g in entries if g is not None and getattr(p, "trainable", True)
         ]
-        grads = self._clip_gradients([p.grad for p, _ in active])
+        grads = self._clip_gradients([g for _, _, g in active])
         self.iterations += 1
         decay = self.weight_decay
-        for (p, state), g in zip(active, grads):
+        for (p, state, _), g in zip(active, grads):
             if decay:
                 p.data *= 1.0 - lr * decay  # decoupled: never seen by the moments
             self._update(p, g, state, lr)
+            bump = getattr(p, "_bump_version", None)
+            if bump is not None:
+                bump()  # a backward through a graph that saved the old value must fail
 
     def _clip_gradients(self, grads: list) -> list:
         """Clipped copies (new arrays) of ``grads``; the originals are left untouched."""
@@ -235,6 +515,36 @@ class Optimizer:
         ):
             bufs = self._scratch[id(param)] = [xp.empty_like(data) for _ in range(count)]
         return bufs
+
+    def _advance_moments(
+        self,
+        param: Tensor,
+        grad: np.ndarray,
+        state: dict,
+        scratch: np.ndarray,
+        first: tuple[str, float] | None = None,
+        second: tuple[str, float] | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> int:
+        """Count the step and advance the moving averages of ``grad`` in ``state``, in place.
+
+        ``first=(key, β)``: ``state[key] ← βa + (1−β)g`` (the mean of ``g``, Adam's ``m``);
+        ``second=(key, β)``: ``state[key] ← βs + (1−β)g²`` (the mean of ``g²``, Adam's ``v``).
+        At the first step ``state`` gets ``"step"`` and zero buffers (the parameter's shape and
+        dtype) for these keys and for ``extra`` (buffers the caller updates itself). ``scratch``
+        is a work array from :meth:`_buffers`. Returns the step count ``t`` (1 at the first step).
+        """
+        if not state:
+            state["step"] = 0
+            keys = [spec[0] for spec in (first, second) if spec is not None]
+            for key in (*keys, *extra):
+                state[key] = xp.zeros_like(param.data)
+        state["step"] += 1
+        if first is not None:
+            _first_moment_(state[first[0]], grad, first[1], scratch)
+        if second is not None:
+            _second_moment_(state[second[0]], grad, second[1], scratch)
+        return state["step"]
 
     def _update(self, param: Tensor, grad: np.ndarray, state: dict, lr: float) -> None:
         raise NotImplementedError
@@ -301,13 +611,39 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+# the base __init__ too: a subclass without its own __init__ (SignSGD(lr=0.5)) inherits it
+Optimizer.__init__ = _canonical_arguments(Optimizer.__init__)
+
+
 def _check_number(name: str, value, owner: str, low: float = 0.0, high: float = math.inf):
+    """``value`` as a float in ``[low, high]``; NaN and ±inf are always errors."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
     value = float(value)
-    if not (low <= value <= high) or math.isnan(value):
+    if not math.isfinite(value):
+        expected = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
+        raise ValueError(f"{owner}: {name} must be a finite number {expected}, got {value}")
+    if not low <= value <= high:
         raise ValueError(f"{owner}: {name} must be in [{low}, {high}], got {value}")
     return value
+
+
+def _gradient_array(grad, variable: Tensor, what: str) -> np.ndarray | None:
+    """``grad`` (array, Tensor or ``None``) as an array of ``variable``'s dtype and shape.
+
+    ``what`` starts the error messages (it names the optimizer and the variable). A gradient of
+    another float dtype is cast to the variable's, as ``.grad`` always has the leaf's dtype.
+    """
+    if grad is None:
+        return None
+    if isinstance(grad, Tensor):
+        grad = grad.data
+    array = xp.asarray(grad)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{what} has dtype {array.dtype}, expected a numeric array")
+    if array.shape != variable.shape:
+        raise ValueError(f"{what} has shape {array.shape}, the variable has shape {variable.shape}")
+    return array if array.dtype == variable.dtype else array.astype(variable.dtype)
 
 
 def _check_fraction(name: str, value, owner: str) -> float:
@@ -418,25 +754,19 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def _update(self, param, grad, state, lr):
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = xp.zeros_like(param.data)
-            if self.centered:
-                state["grad_avg"] = xp.zeros_like(param.data)
-            if self.momentum:
-                state["momentum_buffer"] = xp.zeros_like(param.data)
-        state["step"] += 1
         scratch, denom = self._buffers(param, 2)
+        self._advance_moments(
+            param,
+            grad,
+            state,
+            scratch,
+            first=("grad_avg", self.rho) if self.centered else None,
+            second=("square_avg", self.rho),
+            extra=("momentum_buffer",) if self.momentum else (),
+        )
         square_avg = state["square_avg"]
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - self.rho
-        square_avg *= self.rho
-        square_avg += scratch
         if self.centered:
             grad_avg = state["grad_avg"]
-            xp.subtract(grad, grad_avg, out=scratch)
-            scratch *= 1 - self.rho
-            grad_avg += scratch
             xp.multiply(grad_avg, grad_avg, out=denom)
             xp.subtract(square_avg, denom, out=denom)
             xp.maximum(denom, 0.0, out=denom)  # rounding can make s − ḡ² a hair below 0
@@ -538,27 +868,18 @@ class Adadelta(Optimizer):
         self.epsilon = _check_number("epsilon", epsilon, owner)
 
     def _update(self, param, grad, state, lr):
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = xp.zeros_like(param.data)
-            state["acc_delta"] = xp.zeros_like(param.data)
-        state["step"] += 1
         scratch, delta = self._buffers(param, 2)
+        self._advance_moments(
+            param, grad, state, scratch, second=("square_avg", self.rho), extra=("acc_delta",)
+        )
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - self.rho
-        square_avg *= self.rho
-        square_avg += scratch
         xp.add(acc_delta, self.epsilon, out=delta)
         xp.sqrt(delta, out=delta)
         xp.add(square_avg, self.epsilon, out=scratch)
         xp.sqrt(scratch, out=scratch)
         delta /= scratch
         delta *= grad
-        xp.multiply(delta, delta, out=scratch)
-        scratch *= 1 - self.rho
-        acc_delta *= self.rho
-        acc_delta += scratch
+        _second_moment_(acc_delta, delta, self.rho, scratch)  # u ← ρu + (1−ρ)Δ²
         delta *= lr
         param.data -= delta
 
@@ -604,28 +925,18 @@ class Adam(Optimizer):
         self.epsilon = _check_number("epsilon", epsilon, owner)
         self.amsgrad = bool(amsgrad)
 
-    def _moments(self, param, grad, state, scratch):
-        """Advance ``m`` and ``v`` in place (shared by Adam, AdamW, Adamax-free variants)."""
-        if not state:
-            state["step"] = 0
-            state["m"] = xp.zeros_like(param.data)
-            state["v"] = xp.zeros_like(param.data)
-            if getattr(self, "amsgrad", False):
-                state["v_max"] = xp.zeros_like(param.data)
-        state["step"] += 1
-        m, v = state["m"], state["v"]
-        xp.subtract(grad, m, out=scratch)
-        scratch *= 1 - self.beta_1
-        m += scratch  # m ← m + (1−β₁)(g − m), i.e. β₁m + (1−β₁)g (PyTorch's lerp)
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - self.beta_2
-        v *= self.beta_2
-        v += scratch
-        return state["step"], m, v
-
     def _update(self, param, grad, state, lr):
         (scratch,) = self._buffers(param, 1)
-        t, m, v = self._moments(param, grad, state, scratch)
+        t = self._advance_moments(
+            param,
+            grad,
+            state,
+            scratch,
+            first=("m", self.beta_1),
+            second=("v", self.beta_2),
+            extra=("v_max",) if self.amsgrad else (),
+        )
+        m, v = state["m"], state["v"]
         if self.amsgrad:
             v = xp.maximum(state["v_max"], v, out=state["v_max"])
         bias1 = 1 - self.beta_1**t
@@ -708,22 +1019,17 @@ class Adamax(Optimizer):
         self.epsilon = _check_number("epsilon", epsilon, owner)
 
     def _update(self, param, grad, state, lr):
-        if not state:
-            state["step"] = 0
-            state["m"] = xp.zeros_like(param.data)
-            state["u"] = xp.zeros_like(param.data)
-        state["step"] += 1
         (scratch,) = self._buffers(param, 1)
+        t = self._advance_moments(
+            param, grad, state, scratch, first=("m", self.beta_1), extra=("u",)
+        )
         m, u = state["m"], state["u"]
-        xp.subtract(grad, m, out=scratch)
-        scratch *= 1 - self.beta_1
-        m += scratch
         xp.abs(grad, out=scratch)
         scratch += self.epsilon
         u *= self.beta_2
         xp.maximum(u, scratch, out=u)
         xp.divide(m, u, out=scratch)
-        scratch *= lr / (1 - self.beta_1 ** state["step"])
+        scratch *= lr / (1 - self.beta_1**t)
         param.data -= scratch
 
     def get_config(self):
@@ -765,25 +1071,14 @@ class Nadam(Optimizer):
         self.momentum_decay = _check_number("momentum_decay", momentum_decay, owner)
 
     def _update(self, param, grad, state, lr):
-        if not state:
-            state["step"] = 0
-            state["mu_product"] = 1.0
-            state["m"] = xp.zeros_like(param.data)
-            state["v"] = xp.zeros_like(param.data)
-        state["step"] += 1
-        t = state["step"]
         scratch, denom = self._buffers(param, 2)
+        t = self._advance_moments(
+            param, grad, state, scratch, first=("m", self.beta_1), second=("v", self.beta_2)
+        )
         m, v = state["m"], state["v"]
         mu = self.beta_1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
         mu_next = self.beta_1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.momentum_decay))
-        mu_product = state["mu_product"] = state["mu_product"] * mu
-        xp.subtract(grad, m, out=scratch)
-        scratch *= 1 - self.beta_1
-        m += scratch
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - self.beta_2
-        v *= self.beta_2
-        v += scratch
+        mu_product = state["mu_product"] = state.get("mu_product", 1.0) * mu  # Πₜ = μ₁⋯μₜ
         xp.divide(v, 1 - self.beta_2**t, out=denom)
         xp.sqrt(denom, out=denom)
         denom += self.epsilon

@@ -115,6 +115,37 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
+def l1(l1: float = 0.01) -> L1:
+    """Keras' lower-case spelling: ``ember.regularizers.l1(0.01)`` is ``L1(0.01)``.
+
+    Example:
+        >>> ember.regularizers.l1(0.001)
+        L1(l1=0.001)
+    """
+    return L1(l1)
+
+
+def l2(l2: float = 0.01) -> L2:
+    """Keras' lower-case spelling: ``ember.regularizers.l2(0.01)`` is ``L2(0.01)``.
+
+    Example:
+        >>> ember.regularizers.l2(0.001)
+        L2(l2=0.001)
+    """
+    return L2(l2)
+
+
+def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
+    """Keras' lower-case spelling of :class:`L1L2`, with the defaults of Keras' ``l1_l2()``
+    helper and of the name ``"l1_l2"`` (0.01 each; the class itself defaults to 0, 0).
+
+    Example:
+        >>> ember.regularizers.l1_l2(l2=0.001)
+        L1L2(l1=0.01, l2=0.001)
+    """
+    return L1L2(l1=l1, l2=l2)
+
+
 _REGULARIZERS = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
 # What a bare string name builds: Keras' l1()/l2()/l1_l2() helpers all default to 0.01.
 _BY_NAME = {

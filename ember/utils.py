@@ -1,4 +1,5 @@
-"""Helpers for hand-written training loops: gradient clipping with PyTorch's semantics.
+"""Helpers for hand-written training loops: gradient clipping with PyTorch's semantics, and
+Keras' :func:`to_categorical` for one-hot labels.
 
 Example:
     >>> x, y = np.random.rand(8, 4).astype("float32"), np.random.rand(8, 1).astype("float32")
@@ -21,10 +22,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
+
 from ember.backend import xp
 from ember.tensor import Tensor
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "grad_norm", "clip_coefficient"]
+__all__ = [
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "grad_norm",
+    "clip_coefficient",
+    "to_categorical",
+]
 
 
 def _with_grads(parameters) -> list[Tensor]:
@@ -112,3 +121,71 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
         raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0, got {clip_value!r}")
     for p in _with_grads(parameters):
         p.grad = xp.clip(p.grad, -clip_value, clip_value)
+
+
+def to_categorical(
+    y, num_classes: int | None = None, dtype: str | type | np.dtype = "float32"
+) -> np.ndarray:
+    """One-hot encode integer class labels (Keras' ``to_categorical``).
+
+    Labels of shape ``(N,)`` or ``(N, 1)`` give an array of shape ``(N, num_classes)`` with a 1
+    in column ``y[i]`` of row ``i`` (in general a trailing axis of size 1 is dropped and a class
+    axis is appended). ``num_classes`` defaults to ``max(y) + 1``. Returns a NumPy array of
+    ``dtype`` (float32 by default), ready for ``CategoricalCrossentropy``.
+
+    Raises ``ValueError`` for negative labels, labels ``>= num_classes`` and non-integer labels
+    (float labels must be whole numbers), naming the first offending index.
+
+    Example:
+        >>> ember.utils.to_categorical([0, 2, 1])
+        array([[1., 0., 0.],
+               [0., 0., 1.],
+               [0., 1., 0.]], dtype=float32)
+        >>> ember.utils.to_categorical(np.array([[1], [0]]), num_classes=4).shape
+        (2, 4)
+    """
+    labels = np.asarray(y.data if isinstance(y, Tensor) else y)
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(
+            f"to_categorical: y must hold integer class labels, got an array of dtype "
+            f"{labels.dtype}; map the labels to 0..num_classes-1 first"
+        )
+    shape = labels.shape
+    if len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    labels = labels.reshape(shape)
+    flat = labels.reshape(-1)
+
+    def where(position: int):
+        index = np.unravel_index(position, shape) if shape else ()
+        return int(index[0]) if len(index) == 1 else tuple(int(i) for i in index)
+
+    if labels.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(flat) | (flat != np.round(flat)))
+        if bad.size:
+            raise ValueError(
+                f"to_categorical: y must hold whole-number class labels; y[{where(bad[0])}] = "
+                f"{flat[bad[0]].item()!r}"
+            )
+    flat = flat.astype(np.int64)
+    if num_classes is None:
+        if flat.size == 0:
+            raise ValueError(
+                "to_categorical: y is empty, so num_classes cannot be inferred; pass num_classes"
+            )
+        num_classes = int(flat.max()) + 1
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"to_categorical: num_classes must be an integer, got {num_classes!r}")
+    elif num_classes < 1:
+        raise ValueError(f"to_categorical: num_classes must be >= 1, got {num_classes}")
+    bad = np.flatnonzero((flat < 0) | (flat >= num_classes))
+    if bad.size:
+        first = int(bad[0])
+        raise ValueError(
+            f"to_categorical: labels must be in [0, {num_classes - 1}] (num_classes="
+            f"{num_classes}); y[{where(first)}] = {flat[first]} is out of range"
+            + (" (negative labels are never valid)" if flat[first] < 0 else "")
+        )
+    one_hot = np.zeros((flat.size, int(num_classes)), dtype=dtype)
+    one_hot[np.arange(flat.size), flat] = 1
+    return one_hot.reshape(*shape, int(num_classes))

@@ -60,9 +60,9 @@ def _record_batches(model):
     seen = []
     original = model.train_step
 
-    def spy(xb, yb, wb=None):
-        seen.append(np.asarray(xb)[:, 0].copy())
-        return original(xb, yb, wb)
+    def spy(data):
+        seen.append(np.asarray(data[0])[:, 0].copy())
+        return original(data)
 
     model.train_step = spy
     return seen
@@ -116,9 +116,9 @@ def test_D2_last_partial_batch_and_sample_weighted_epoch_loss():
     sizes = []
     original = model.train_step
 
-    def spy(xb, yb, wb=None):
-        sizes.append(len(xb))
-        return original(xb, yb, wb)
+    def spy(data):
+        sizes.append(len(data[0]))
+        return original(data)
 
     model.train_step = spy
     batch_losses = []
@@ -213,9 +213,9 @@ def _snapshotting(model):
     snapshots = []
     original = model.train_step
 
-    def spy(xb, yb, wb=None):
+    def spy(data):
         snapshots.append(model.get_weights())
-        return original(xb, yb, wb)
+        return original(data)
 
     model.train_step = spy
     return snapshots
@@ -339,9 +339,11 @@ def test_B9_unknown_identifiers_and_bad_hyperparameters():
     for name, kwargs in bad_calls.items():
         with pytest.raises(ValueError, match=name):
             model.fit(x, y, verbose=0, **kwargs)
-    for batch_size in (2.0, True, -3):
-        with pytest.raises(ValueError, match="batch_size"):
+    for batch_size in (2.0, True):  # a wrong type is a TypeError, a wrong value a ValueError
+        with pytest.raises(TypeError, match="batch_size"):
             model.fit(x, y, batch_size=batch_size, verbose=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.fit(x, y, batch_size=-3, verbose=0)
     with pytest.raises(ValueError, match="batch_size"):
         model.predict(x, batch_size=0)
 
@@ -351,13 +353,13 @@ def test_B9_failed_compile_leaves_the_model_unchanged():
     # metric name was rejected, leaving a half-reconfigured model.
     model = _mlp()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    optimizer, loss, specs = model.optimizer, model.loss, list(model._metric_specs)
+    optimizer, loss, specs = model.optimizer, model.loss, dict(model._compile_args)
     with pytest.raises(ValueError):
         model.compile(optimizer="adam", loss="mse", metrics=["acuracy"])
     with pytest.raises(ValueError):
         model.compile(optimizer="adam", loss="mes")
     assert model.optimizer is optimizer and model.loss is loss
-    assert model._metric_specs == specs
+    assert model._compile_args == specs
     x, y = _classification_data(n=12)
     assert len(model.evaluate(x, y, verbose=0)) == 2  # still [loss, accuracy]
 
@@ -741,13 +743,13 @@ def test_memory_stays_flat_over_2000_training_steps():
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x, y = _classification_data(n=32, features=16, classes=4)
     for _ in range(200):
-        model.train_step(x, y)
+        model.train_step((x, y))
     gc.collect()
     tracemalloc.start()
     try:
         at_200 = tracemalloc.get_traced_memory()[0]
         for _ in range(1800):
-            model.train_step(x, y)
+            model.train_step((x, y))
         gc.collect()
         at_2000 = tracemalloc.get_traced_memory()[0]
     finally:

@@ -418,6 +418,66 @@ case("sigmoid", "sigmoid", lambda x: x.sigmoid(), _t("sigmoid"), [uniform((3, 4)
 case("sigmoid_0d", "sigmoid", _e("sigmoid"), _t("sigmoid"), [()])
 case("tanh", "tanh", lambda x: x.tanh(), _t("tanh"), [uniform((3, 4), -3, 3)])
 
+# --- more math with PyTorch's and Keras' names (tests/test_names.py checks the spellings)
+case("square", "square", lambda x: x.square(), _t("square"), [(3, 4)])
+case("square_functional_0d", "square", _e("square"), _t("square"), [()])
+case("pow_alias_of_power", "pow", lambda x: ops.pow(x, 3), lambda x: torch.pow(x, 3), [(3, 4)])
+case(
+    "pow_alias_tensor_exponent",
+    "pow",
+    _e("pow"),
+    _t("pow"),
+    [positive((3, 4)), (3, 4)],
+    notes="base in [0.5, 2] so that log(base) exists",
+)
+case("sin", "sin", lambda x: x.sin(), _t("sin"), [uniform((3, 4), -4, 4)])
+case("sin_functional_0d", "sin", _e("sin"), _t("sin"), [()])
+case("cos", "cos", lambda x: x.cos(), _t("cos"), [uniform((3, 4), -4, 4)])
+case("cos_functional", "cos", _e("cos"), _t("cos"), [(2, 3, 2)])
+case(
+    "tan",
+    "tan",
+    lambda x: x.tan(),
+    _t("tan"),
+    [uniform((3, 4), -1.2, 1.2)],
+    notes="|x| <= 1.2, away from the poles at ±π/2",
+)
+case(
+    "log1p",
+    "log1p",
+    lambda x: x.log1p(),
+    _t("log1p"),
+    [uniform((3, 4), -0.5, 2.0)],
+    notes="x > -1 (pole at -1)",
+)
+case(
+    "log1p_tiny",
+    "log1p",
+    _e("log1p"),
+    _t("log1p"),
+    [uniform((5,), -1e-6, 1e-6)],
+    notes="where log(1 + x) would lose every digit",
+)
+case("expm1", "expm1", lambda x: x.expm1(), _t("expm1"), [(3, 4)])
+case("expm1_tiny", "expm1", _e("expm1"), _t("expm1"), [uniform((5,), -1e-6, 1e-6)])
+case(
+    "reciprocal",
+    "reciprocal",
+    lambda x: x.reciprocal(),
+    _t("reciprocal"),
+    [away_from_zero((3, 4))],
+    notes="|x| >= 0.2 (pole at 0)",
+)
+case("clone", "clone", lambda x: x.clone() * 2.0, lambda x: x.clone() * 2.0, [(3, 4)])
+case(
+    "clone_functional_reused",
+    "clone",
+    lambda x: ops.clone(x) * x,
+    lambda x: torch.clone(x) * x,
+    [(3, 4)],
+    notes="x reaches the output through the clone and directly: the gradients add up",
+)
+
 # --- kinks and ties: not differentiable, so no gradcheck; parity pins PyTorch's subgradients
 _KINK = "exactly at a kink or tie: gradcheck is meaningless, parity pins PyTorch's subgradient"
 _AT_ZERO = np.array([-1.0, 0.0, 0.0, 2.0])
@@ -834,6 +894,46 @@ for _axis in _AXES:
 case("sum_0d", "sum", lambda x: x.sum(), lambda x: x.sum(), [()])
 case("mean_1d_axis0", "mean", lambda x: x.mean(0), lambda x: x.mean(0), [(5,)])
 case("max_1d", "max", lambda x: x.max(), lambda x: x.amax(), [distinct((6,))])
+# PyTorch's spellings dim= / keepdim= (the reductions accept both; test_names.py pins conflicts)
+case(
+    "sum_dim_keepdim",
+    "sum",
+    lambda x: ops.sum(x, dim=(0, 2), keepdim=True),
+    lambda x: torch.sum(x, (0, 2), keepdim=True),
+    [(2, 3, 4)],
+    parity=ACCUMULATING,
+)
+case(
+    "mean_dim",
+    "mean",
+    lambda x: ops.mean(x, dim=-1),
+    lambda x: torch.mean(x, -1),
+    [(2, 3, 4)],
+    parity=ACCUMULATING,
+)
+case(
+    "max_dim_keepdim",
+    "max",
+    lambda x: ops.max(x, dim=1, keepdim=True),
+    lambda x: torch.amax(x, 1, keepdim=True),
+    [distinct((2, 3, 4))],
+)
+case(
+    "min_dim",
+    "min",
+    lambda x: ops.min(x, dim=0),
+    lambda x: torch.amin(x, 0),
+    [distinct((2, 3, 4))],
+)
+case(
+    "var_dim_keepdim_ddof1",
+    "var",
+    lambda x: ops.var(x, ddof=1, dim=1, keepdim=True),
+    lambda x: torch.var(x, 1, keepdim=True),
+    [(2, 3, 4)],
+    parity=ACCUMULATING,
+    notes="torch.var is unbiased by default: Ember needs ddof=1 for the same numbers",
+)
 
 # --- shape ops
 case(
@@ -1116,7 +1216,8 @@ case(
     notes="moving statistics are float64 constants: they must not up-cast float32",
 )
 
-NON_DIFFERENTIABLE = {
+# Keras spellings: creation functions and aliases of ops that have rows (expand_dims = unsqueeze)
+NON_DIFFERENTIABLE = set(ops._KERAS_SPELLINGS) | {
     "as_tensor",
     "equal",
     "not_equal",

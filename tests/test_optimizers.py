@@ -348,7 +348,7 @@ def test_compile_with_keras_positional_optimizer_trains_the_model_parameters():
     x = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
     y = np.array([[1.0], [0.0]], np.float32)
     pred = x @ before[0] + before[1]
-    model.train_step(x, y)
+    model.train_step((x, y))
     # mse gradient: dL/dŷ = 2(ŷ - y)/N
     upstream = 2 * (pred - y) / 2
     np.testing.assert_allclose(model.get_weights()[0], before[0] - 0.1 * x.T @ upstream, rtol=1e-5)

@@ -5,8 +5,10 @@ shape); as documented in ``test_models.py`` (R3), bit-exactness is only promised
 machine, one NumPy/BLAS build and one BLAS thread count, so the fresh-process children below run
 with the same interpreter and the same BLAS thread setting as the test process.
 
-A checkpoint stores Ember's global RNG state and ``load_model`` restores it, so a resumed run
-with ``shuffle=True`` draws the same batch orders as the uninterrupted run (P5, both forms).
+A checkpoint stores Ember's global RNG state and ``load_model(..., restore_rng=True)`` restores
+it, so a resumed run with ``shuffle=True`` draws the same batch orders as the uninterrupted run
+(P5, both forms); by default loading leaves the generator alone. Format 2 keys weights by name:
+``tests/test_checkpoints_by_name.py`` covers matching by name, format-1 files and forged files.
 """
 
 from __future__ import annotations
@@ -86,8 +88,8 @@ def _describe(model) -> tuple[dict, dict]:
     info = {
         "model_config": saving._model_config(model),
         "optimizer": ember.optimizers.serialize(opt),
-        "loss": ember.losses.serialize(model.loss),
-        "metrics": list(model._metric_specs),
+        "loss": model._compile_loss.get_config(),
+        "metrics": model._compile_metrics.serializable_specs(),
         "iterations": opt.iterations,
         "optimized": [next(i for i, w in enumerate(weights) if w is p) for p in opt.params],
         "steps": [s.get("step") for s in opt.state],
@@ -116,8 +118,9 @@ def _p1_child(checkpoint: str, data: str, out: str) -> None:
 
 
 def _p5_child(checkpoint: str, out: str, shuffle: bool) -> None:
-    """Fresh process of P5: load a 3-epoch checkpoint and train epochs 4–6."""
-    model = ember.models.load_model(checkpoint)
+    """Fresh process of P5: load a 3-epoch checkpoint (and the RNG state saved with it) and
+    train epochs 4–6."""
+    model = ember.models.load_model(checkpoint, restore_rng=True)
     x, y = _data()
     losses: list[float] = []
     model.fit(
@@ -226,26 +229,34 @@ def test_P2_corrupted_or_truncated_checkpoint_raises_checkpoint_error(tmp_path):
 
 # ================================================================ P3
 def test_P3_architecture_mismatch_names_the_weight_and_both_shapes(tmp_path):
+    # weights are matched by name (format 2): same names, other sizes → size mismatches
     small = models.Sequential([layers.Input(shape=(4,)), layers.Dense(8, name="fc")])
     small.save_weights(tmp_path / "small.weights")
-    big = models.Sequential([layers.Input(shape=(4,)), layers.Dense(16, name="fc_big")])
+    big = models.Sequential([layers.Input(shape=(4,)), layers.Dense(16, name="fc")])
     before = big.get_weights()
-    with pytest.raises(ValueError, match=r"size mismatch for fc_big/kernel") as info:
+    with pytest.raises(ValueError, match=r"size mismatch for fc/kernel") as info:
         big.load_weights(tmp_path / "small.weights")
     message = str(info.value)
-    assert "fc/kernel" in message and "(4, 8)" in message and "(4, 16)" in message
-    assert "fc_big/bias" in message and "(8,)" in message and "(16,)" in message
+    assert "small.weights" in message and "(4, 8)" in message and "(4, 16)" in message
+    assert "fc/bias" in message and "(8,)" in message and "(16,)" in message
     assert _weights_equal(big.get_weights(), before)
 
-    deeper = models.Sequential(
-        [layers.Input(shape=(4,)), layers.Dense(8, name="a"), layers.Dense(2, name="b")]
-    )
+    # other names → the missing and unexpected keys, listed
+    renamed = models.Sequential([layers.Input(shape=(4,)), layers.Dense(8, name="fc_big")])
     with pytest.raises(
         ValueError,
-        match=r"holds 2 weights.*has 4.*missing from the file: "
-        r"b/kernel, b/bias",
+        match=r"missing from the file: fc_big/kernel, fc_big/bias; "
+        r"unexpected in the file: fc/kernel, fc/bias",
     ):
+        renamed.load_weights(tmp_path / "small.weights")
+
+    deeper = models.Sequential(
+        [layers.Input(shape=(4,)), layers.Dense(8, name="fc"), layers.Dense(2, name="b")]
+    )
+    before = deeper.get_weights()
+    with pytest.raises(ValueError, match=r"missing from the file: b/kernel, b/bias$"):
         deeper.load_weights(tmp_path / "small.weights")
+    assert _weights_equal(deeper.get_weights(), before)
     deeper.save_weights(tmp_path / "deeper.weights")
     with pytest.raises(ValueError, match=r"unexpected in the file: b/kernel, b/bias"):
         small.load_weights(tmp_path / "deeper.weights")
@@ -348,6 +359,7 @@ def test_P5_resume_with_shuffle_restores_the_batch_order(tmp_path):
 
 # ================================================================ P6
 _UNPICKLED: list[str] = []
+_HEADER_SIZE = struct.calcsize("<8sHQ32s")
 
 
 def _record_unpickling():
@@ -360,7 +372,7 @@ class _Payload:
         return (_record_unpickling, ())
 
 
-def _forge(arrays: dict, version: int = 1) -> bytes:
+def _forge(arrays: dict, version: int = 2) -> bytes:
     """A checkpoint with a valid header and checksum around arbitrary npz arrays."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -377,32 +389,32 @@ def test_P6_loader_never_unpickles(tmp_path, monkeypatch):
     model, _, _ = _trained_model(epochs=1)
     good = tmp_path / "good.ember"
     model.save(good)
-    # a forged file: valid header and SHA-256, config from a real save, a pickled object array
-    genuine = saving._read_verified(good)
+    # a forged file: valid header and SHA-256, config and arrays from a real save, and a pickled
+    # object array in place of the first weight
+    with np.load(io.BytesIO(good.read_bytes()[_HEADER_SIZE:]), allow_pickle=False) as archive:
+        genuine = {name: archive[name] for name in archive.files}
     evil = np.empty(1, dtype=object)
     evil[0] = _Payload()
     forged = tmp_path / "forged.ember"
-    forged.write_bytes(_forge({**genuine, "weight/0": evil}))
+    forged.write_bytes(_forge({**genuine, "weight/dense/kernel": evil}))
 
-    calls = []
-    real_load = np.load
+    import pickle
 
-    def spy_load(*args, **kwargs):
-        calls.append(kwargs.get("allow_pickle", "default"))
-        return real_load(*args, **kwargs)
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("the loader unpickled")
 
-    monkeypatch.setattr(np, "load", spy_load)
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
     _UNPICKLED.clear()
     for load in (models.load_model, model.load_weights):
-        with pytest.raises(CheckpointError, match=r"could not be decoded"):
+        with pytest.raises(CheckpointError, match=r"dense/kernel.*Python objects.*never unpickles"):
             load(forged)
     assert _UNPICKLED == [], "loading a checkpoint executed code"
-    assert calls and all(flag is False for flag in calls), calls
     monkeypatch.undo()
     # the forged file really is an attack: a pickle-enabled reader would have run the code
-    payload = forged.read_bytes()[struct.calcsize("<8sHQ32s") :]
+    payload = forged.read_bytes()[_HEADER_SIZE:]
     with np.load(io.BytesIO(payload), allow_pickle=True) as archive:
-        archive["weight/0"]
+        archive["weight/dense/kernel"]
     assert _UNPICKLED == ["code from the checkpoint ran"]
     _UNPICKLED.clear()
 
@@ -415,7 +427,7 @@ def test_P6_newer_format_version_says_which_versions_are_readable(tmp_path):
     struct.pack_into("<H", raw, 8, 99)  # the version field follows the 8-byte magic
     path.write_bytes(bytes(raw))
     for load in (models.load_model, model.load_weights):
-        with pytest.raises(CheckpointError, match=r"format v99.*reads v1[–-]v1") as info:
+        with pytest.raises(CheckpointError, match=r"format v99.*reads v1[–-]v2") as info:
             load(path)
         assert "future.ember" in str(info.value) and "Upgrade" in str(info.value)
 

@@ -323,7 +323,7 @@ def test_schedule_through_compile_and_fit():
     for _ in range(3):
         for start in range(0, 40, 10):
             manual.optimizer.learning_rate = sched(manual.optimizer.iterations)
-            manual.train_step(x[start : start + 10], y[start : start + 10])
+            manual.train_step((x[start : start + 10], y[start : start + 10]))
     for a, b in zip(model.get_weights(), manual.get_weights()):
         np.testing.assert_array_equal(a, b)
 

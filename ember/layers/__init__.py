@@ -9,10 +9,28 @@ Example:
 """
 
 from ember.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from ember.layers.augmentation import RandomFlip, RandomTranslation
+from ember.layers.augmentation import RandomFlip, RandomRotation, RandomTranslation
 from ember.layers.base import InputSpec, Layer, Parameter
 from ember.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from ember.layers.core import Activation, Dense, Flatten, Input, InputLayer, SymbolicTensor
+from ember.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from ember.layers.normalization import BatchNormalization, LayerNormalization
 from ember.layers.pooling import (
     AveragePooling1D,
@@ -24,7 +42,7 @@ from ember.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
-from ember.layers.preprocessing import Normalization
+from ember.layers.preprocessing import Normalization, Rescaling, Resizing
 from ember.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
 from ember.layers.reshaping import Reshape, UpSampling2D, ZeroPadding2D
 
@@ -67,4 +85,23 @@ __all__ = [
     "SpatialDropout2D",
     "RandomFlip",
     "RandomTranslation",
+    "RandomRotation",
+    "Rescaling",
+    "Resizing",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Dot",
+    "add",
+    "subtract",
+    "multiply",
+    "average",
+    "maximum",
+    "minimum",
+    "concatenate",
+    "dot",
 ]

@@ -48,6 +48,8 @@ class PReLU(Layer):
         array([[-0.5,  3. ]], dtype=float32)
     """
 
+    _single_input = True
+
     def __init__(self, alpha_initializer=None, alpha_regularizer=None, shared_axes=None, **kwargs):
         super().__init__(**kwargs)
         self.alpha_initializer = initializers_module.get(
@@ -127,6 +129,8 @@ class LeakyReLU(Layer):
         array([[-0.1,  2. ]], dtype=float32)
     """
 
+    _single_input = True
+
     def __init__(self, negative_slope: float = 0.01, **kwargs):
         super().__init__(**kwargs)
         self.negative_slope = _finite(self.name, "negative_slope", negative_slope, 0.0)
@@ -145,6 +149,8 @@ class ELU(Layer):
         >>> ember.layers.ELU(alpha=1.0)(np.array([[0.0, 1.0]])).numpy()
         array([[0., 1.]], dtype=float32)
     """
+
+    _single_input = True
 
     def __init__(self, alpha: float = 1.0, **kwargs):
         super().__init__(**kwargs)
@@ -165,6 +171,8 @@ class ReLU(Layer):
         >>> ember.layers.ReLU(max_value=6.0)(np.array([[-1.0, 8.0]])).numpy()
         array([[0., 6.]], dtype=float32)
     """
+
+    _single_input = True
 
     def __init__(
         self,
@@ -212,6 +220,8 @@ class Softmax(Layer):
         >>> ember.layers.Softmax()(np.array([[0.0, 0.0]])).numpy()
         array([[0.5, 0.5]], dtype=float32)
     """
+
+    _single_input = True
 
     def __init__(self, axis: int = -1, **kwargs):
         super().__init__(**kwargs)

@@ -1,6 +1,7 @@
-"""Image augmentation layers, active only in training (Keras' ``RandomFlip`` and
-``RandomTranslation``): each sample of a batch gets its own random flip or shift, drawn in one
-vectorized step; in inference the input passes through unchanged and no random number is drawn.
+"""Image augmentation layers, active only in training (Keras' ``RandomFlip``,
+``RandomTranslation`` and ``RandomRotation``): each sample of a batch gets its own random flip,
+shift or angle, drawn in one vectorized step; in inference the input passes through unchanged and
+no random number is drawn.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from ember import ops
 from ember.layers.base import InputSpec
 from ember.layers.conv import _data_format
 from ember.layers.regularization import _RandomLayer
+from ember.ops.image import AFFINE_INTERPOLATIONS, affine_transform, check_interpolation
+from ember.ops.image import fold_indices as _map_index
 from ember.tensor import Tensor
 
-__all__ = ["RandomFlip", "RandomTranslation"]
+__all__ = ["RandomFlip", "RandomTranslation", "RandomRotation"]
 
 _FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
@@ -96,19 +99,6 @@ class RandomFlip(_ImageAugmentation):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
-
-
-def _map_index(index: np.ndarray, size: int, fill_mode: str) -> np.ndarray:
-    """Map source indices that fall outside ``[0, size)`` as ``fill_mode`` says ("constant"
-    indices are clipped here and masked by the caller)."""
-    if fill_mode in ("constant", "nearest"):
-        return np.clip(index, 0, size - 1)
-    if fill_mode == "wrap":
-        return np.mod(index, size)
-    # reflect about the edge pixels' outer borders: ... 2 1 0 | 0 1 2 ... (Keras' "reflect")
-    period = 2 * size
-    folded = np.mod(index, period)
-    return np.where(folded < size, folded, period - 1 - folded)
 
 
 class RandomTranslation(_ImageAugmentation):
@@ -199,5 +189,124 @@ class RandomTranslation(_ImageAugmentation):
             "height_factor": list(self.height_factor),
             "width_factor": list(self.width_factor),
             "fill_mode": self.fill_mode,
+            "fill_value": self.fill_value,
+        }
+
+
+def _rotation_transforms(angles: np.ndarray, height: int, width: int) -> np.ndarray:
+    """One ``affine_transform`` row per angle (radians): the rotation about the image centre
+    ``((W − 1)/2, (H − 1)/2)``; a positive angle turns the picture counter-clockwise."""
+    cos, sin = np.cos(angles), np.sin(angles)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    # output (x, y) reads input c + R(angle)·((x, y) − c), with y pointing down
+    x_offset = cx - (cos * cx - sin * cy)
+    y_offset = cy - (sin * cx + cos * cy)
+    zeros = np.zeros_like(angles)
+    return np.stack([cos, -sin, x_offset, sin, cos, y_offset, zeros, zeros], axis=1)
+
+
+class RandomRotation(_ImageAugmentation):
+    """Rotate each training image by its own random angle, drawn uniformly from
+    ``[low · 2π, high · 2π]``; a positive angle turns the image counter-clockwise.
+
+    The rotation is about the image centre and keeps the image size: corners that turn out of
+    the picture are lost, and the uncovered area is filled by ``fill_mode``: ``"reflect"``
+    (Keras' default, ``d c b a | a b c d | d c b a``), ``"constant"`` (``fill_value``),
+    ``"nearest"`` (the edge pixel) or ``"wrap"``. Pixels are read with ``"bilinear"``
+    interpolation (default) or ``"nearest"``. In inference the input passes through unchanged
+    and no random number is drawn.
+
+    Args:
+        factor: a fraction of a full turn: ``f`` draws angles in ``[-f·2π, f·2π]`` (``0.1`` is up
+            to ±36°), a pair ``(low, high)`` in ``[low·2π, high·2π]``; every value in ``[-1, 1]``.
+        fill_mode, interpolation, fill_value: see above.
+        seed: optional integer for a layer-owned generator; otherwise Ember's generator
+            (``ember.manual_seed``).
+        data_format: ``"channels_last"`` (NHWC, default) or ``"channels_first"`` (NCHW).
+
+    Example:
+        >>> images = np.random.rand(4, 8, 8, 3).astype("float32")   # (N, H, W, C)
+        >>> rotate = ember.layers.RandomRotation(0.1, fill_mode="constant")
+        >>> rotate(images, training=True).shape     # each image turned by up to ±36°
+        (4, 8, 8, 3)
+        >>> quarter = ember.layers.RandomRotation((0.25, 0.25))   # exactly 90°
+        >>> square = np.arange(9, dtype="float32").reshape(1, 3, 3, 1)
+        >>> quarter(square, training=True).numpy()[0, :, :, 0]   # counter-clockwise
+        array([[2., 5., 8.],
+               [1., 4., 7.],
+               [0., 3., 6.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        factor,
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        seed=None,
+        fill_value: float = 0.0,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(data_format, seed, **kwargs)
+        self.factor = self._factor(factor)
+        if fill_mode not in _FILL_MODES:
+            raise ValueError(
+                f'Layer "{self.name}": fill_mode must be one of {_FILL_MODES}, got {fill_mode!r}'
+            )
+        self.fill_mode = fill_mode
+        self.interpolation = check_interpolation(
+            f'Layer "{self.name}"', interpolation, AFFINE_INTERPOLATIONS
+        )
+        try:
+            self.fill_value = float(fill_value)
+        except (TypeError, ValueError):
+            self.fill_value = math.nan
+        if isinstance(fill_value, bool) or not math.isfinite(self.fill_value):
+            raise ValueError(
+                f'Layer "{self.name}": fill_value must be a finite number, got {fill_value!r}'
+            )
+
+    def _factor(self, value) -> tuple[float, float]:
+        """Keras' rule: a number ``f`` in [-1, 1] means ``(-|f|, |f|)``; a pair is sorted."""
+        try:
+            if isinstance(value, (bool, np.bool_)):
+                raise TypeError
+            if np.isscalar(value):
+                low, high = -abs(float(value)), abs(float(value))
+            else:
+                pair = list(value)
+                if len(pair) != 2 or any(isinstance(v, (bool, np.bool_)) for v in pair):
+                    raise TypeError
+                low, high = sorted(float(v) for v in pair)
+        except (TypeError, ValueError):
+            low = high = math.nan
+        if not (-1.0 <= low <= high <= 1.0):
+            raise ValueError(
+                f'Layer "{self.name}": factor must be a fraction of a turn in [-1, 1] or a pair '
+                f"(low, high) of them, got {value!r}"
+            )
+        return (low, high)
+
+    def call(self, inputs, training=False):
+        if not training or self.factor == (0.0, 0.0):
+            return inputs
+        h_axis, w_axis = self._axes()
+        height, width = inputs.shape[h_axis], inputs.shape[w_axis]
+        angles = self._generator().uniform(*self.factor, size=inputs.shape[0]) * (2 * math.pi)
+        return affine_transform(
+            inputs,
+            _rotation_transforms(angles, height, width),
+            interpolation=self.interpolation,
+            fill_mode=self.fill_mode,
+            fill_value=self.fill_value,
+            data_format=self.data_format,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": list(self.factor),
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
             "fill_value": self.fill_value,
         }

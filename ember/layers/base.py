@@ -7,14 +7,19 @@ import re
 import threading
 from collections import defaultdict
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
 from ember import initializers as initializers_module
 from ember import regularizers as regularizers_module
+from ember import tree
+from ember._graph import topological_order
 from ember.backend import float_dtype
+from ember.layers.node import contains_symbolic, record_call
 from ember.ops import cast
-from ember.tensor import Tensor, _as_array, no_grad
+from ember.tensor import Tensor, _as_array
+from ember.variables import Parameter
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
 LAYER_CLASSES: dict[str, type] = {}
@@ -64,32 +69,6 @@ def _snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", words).lower()
 
 
-class Parameter(Tensor):
-    """A trainable (or frozen) weight owned by a layer; always a leaf requiring a gradient.
-
-    ``trainable=False`` keeps ``requires_grad`` (so gradients can still flow to earlier layers) but
-    optimizers and ``fit`` leave the value untouched.
-
-    Example:
-        >>> w = ember.layers.Parameter(np.zeros((2, 3), np.float32), name="w")
-        >>> w, w.requires_grad, w.trainable
-        (Parameter(name='w', shape=(2, 3), dtype=float32), True, True)
-        >>> (w * 2.0).sum().backward()
-        >>> w.grad
-        array([[2., 2., 2.],
-               [2., 2., 2.]], dtype=float32)
-    """
-
-    __slots__ = ("trainable",)
-
-    def __init__(self, data, name: str | None = None, trainable: bool = True):
-        super().__init__(data, requires_grad=True, name=name)
-        self.trainable = trainable
-
-    def __repr__(self) -> str:
-        return f"Parameter(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
-
-
 class InputSpec:
     """What a layer accepts: ``ndim`` / ``min_ndim`` and fixed sizes of some ``axes``.
 
@@ -125,7 +104,14 @@ class Layer:
 
     Subclasses create weights in ``build(input_shape)`` with :meth:`add_weight` and compute
     outputs in ``call(inputs)`` (optionally ``call(inputs, training=False)``). ``build`` runs on
-    the first call, so input sizes are inferred.
+    the first call, so input sizes are inferred. PyTorch users may write ``forward`` instead of
+    ``call``, and create weights in ``__init__``: a :class:`Parameter` or a layer assigned as an
+    attribute is tracked (registered on assignment, in order), as in ``torch.nn.Module``.
+
+    Several inputs: ``layer(a, b)`` passes both tensors on to ``call(a, b)``, and
+    ``layer([a, b])`` (or a tuple or dict) passes the structure as ``inputs``; ``build`` then gets
+    the shapes in the same structure. The built-in layers that take one tensor raise a clear error
+    when given several.
 
     Training and inference mode: ``layer(x, training=True/False)`` chooses explicitly. With
     ``training=None`` (the default) a layer called inside another layer's call takes the outer
@@ -135,6 +121,10 @@ class Layer:
     :meth:`eval` and inference by default (as a direct Keras call). ``fit`` passes
     ``training=True`` and ``evaluate``/``predict`` ``training=False`` explicitly, so they never
     change the mode attribute.
+
+    Freezing: ``layer.trainable = False`` freezes the layer and every layer inside it (Keras'
+    semantics); their weights move to :attr:`non_trainable_weights`, ``fit`` and the optimizers
+    leave them untouched, and a frozen ``BatchNormalization`` runs in inference mode.
 
     Example (the classic Keras custom layer):
         >>> class MyDense(ember.layers.Layer):
@@ -149,24 +139,91 @@ class Layer:
         ...         return inputs @ self.w + self.b
         >>> MyDense(4)(np.ones((2, 3))).shape
         (2, 4)
+
+    Example (PyTorch style: weights made in ``__init__``, ``forward``):
+        >>> class Affine(ember.layers.Layer):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.scale = ember.layers.Parameter(np.ones(3, np.float32))
+        ...         self.shift = ember.layers.Parameter(np.zeros(3, np.float32))
+        ...     def forward(self, x):
+        ...         return x * self.scale + self.shift
+        >>> layer = Affine()
+        >>> [name for name in layer.state_dict()]
+        ['scale', 'shift']
     """
+
+    # The built-in layers that compute on one tensor set this; a user's layer receives whatever
+    # structure it is given, as in Keras.
+    _single_input = False
+    # Float inputs are cast to the layer's dtype and integer ones to float (Keras' autocast);
+    # layers that consume integer indices (embeddings) turn it off.
+    _autocast_inputs = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         LAYER_CLASSES[cls.__name__] = cls
-        cls._call_takes_training = "training" in inspect.signature(cls.call).parameters
+        if "forward" in cls.__dict__ and "call" not in cls.__dict__:
+            cls.call = cls.__dict__["forward"]  # PyTorch's spelling of call
+        call_parameters = inspect.signature(cls.call).parameters
+        cls._call_takes_training = "training" in call_parameters
+        cls._call_takes_kwargs = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in call_parameters.values()
+        )
 
-    def __init__(self, name: str | None = None, trainable: bool = True, dtype=None):
+    def __init__(
+        self,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype=None,
+        input_shape=None,
+        input_dim: int | None = None,
+        **kwargs,
+    ):
+        if kwargs:
+            unknown = next(iter(kwargs))
+            raise TypeError(
+                f"{type(self).__name__}: unexpected keyword argument {unknown!r}. Layers take "
+                "name=, trainable=, dtype= and (in Sequential models, as Keras 2 code writes it) "
+                "input_shape= / input_dim=, besides their own arguments"
+            )
+        object.__setattr__(self, "_weights", [])
+        self._auto_named = name is None
         self.name = name or unique_name(_snake_case(type(self).__name__))
-        self.trainable = trainable
+        self._trainable = bool(trainable)
         self.dtype = np.dtype(float_dtype(dtype))
         self.built = False
         self.input_spec: InputSpec | None = None
-        self._weights: list[Parameter] = []
         self._losses: list[Tensor] = []
-        self._build_shape: tuple | None = None
+        self._build_shape = None
         self._weight_regularizers: list = []
+        self._inbound_nodes: list = []
         self.training = False
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self._declared_input_shape = (
+            None if input_shape is None else tuple(_shape_tuple(input_shape, self.name))
+        )
+
+    # ---------------------------------------------------------------- attribute tracking
+    def __setattr__(self, name: str, value) -> None:
+        weights = self.__dict__.get("_weights")
+        if weights is not None and not name.startswith("_"):
+            previous = self.__dict__.get(name)
+            if isinstance(previous, Parameter) and previous is not value:
+                # Reassigning an attribute replaces the weight it held (PyTorch's behaviour).
+                weights[:] = [p for p in weights if p is not previous]
+            if isinstance(value, Parameter) and not any(p is value for p in weights):
+                if value.name is None:
+                    value.name = name
+                weights.append(value)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        value = self.__dict__.get(name)
+        if isinstance(value, Parameter):
+            self._weights[:] = [p for p in self._weights if p is not value]
+        object.__delattr__(self, name)
 
     # ---------------------------------------------------------------- mode
     def train(self, mode: bool = True) -> Layer:
@@ -192,6 +249,33 @@ class Layer:
         """Inference mode on this layer and every nested layer (``train(False)``)."""
         return self.train(False)
 
+    @property
+    def trainable(self) -> bool:
+        """Whether ``fit`` and the optimizers may change this layer's weights.
+
+        Setting it sets every nested layer too (Keras' semantics), so ``base.trainable = False``
+        freezes a whole pretrained model; it takes effect at the next training step, with or
+        without re-compiling.
+
+        Example:
+            >>> model = ember.models.Sequential([ember.layers.Input(shape=(3,)),
+            ...                                  ember.layers.Dense(4), ember.layers.Dense(2)])
+            >>> model.trainable = False
+            >>> len(model.trainable_weights), len(model.non_trainable_weights)
+            (0, 4)
+            >>> model.layers[1].trainable = True
+            >>> model.trainable = True; len(model.trainable_weights)
+            4
+        """
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{self.name}.trainable must be True or False, got {value!r}")
+        for layer in self._all_layers():
+            layer._trainable = bool(value)
+
     # ---------------------------------------------------------------- weights
     def add_weight(
         self,
@@ -214,56 +298,112 @@ class Layer:
             self._weight_regularizers.append((param, regularizers_module.get(regularizer)))
         return param
 
-    def _sublayers(self) -> list[Layer]:
+    def _child_layers(self) -> list[tuple[tuple[str, ...], Layer]]:
+        """The layers directly inside this one with the path segments that name them: attribute
+        names (``("hidden",)``; ``("blocks", "0")`` for a list), in assignment order."""
         found = []
-        for value in self.__dict__.values():
+        for attribute, value in self.__dict__.items():
+            if attribute.startswith("_") and attribute != "_layers_list":
+                continue
             if isinstance(value, Layer):
-                found.append(value)
+                found.append(((attribute,), value))
             elif isinstance(value, (list, tuple)):
-                found.extend(v for v in value if isinstance(v, Layer))
+                found.extend(
+                    ((attribute, str(i)), v) for i, v in enumerate(value) if isinstance(v, Layer)
+                )
+            elif isinstance(value, dict):
+                found.extend(
+                    ((attribute, str(k)), v) for k, v in value.items() if isinstance(v, Layer)
+                )
         return found
 
+    def _sublayers(self) -> list[Layer]:
+        return [layer for _, layer in self._child_layers()]
+
+    def _named_layers(self) -> list[tuple[tuple[str, ...], Layer, bool]]:
+        """``(path, layer, trainable)`` for this layer (path ``()``) and every nested layer, each
+        once, parents before children; ``trainable`` is False when the layer or any layer on its
+        path is frozen (Keras: a frozen container's weights are all non-trainable)."""
+
+        def children(entry):
+            path, layer, trainable = entry
+            return reversed(
+                [(path + key, child, trainable and child._trainable)
+                 for key, child in layer._child_layers()]
+            )
+
+        root = ((), self, self._trainable)
+        order = topological_order([root], children, key=lambda entry: id(entry[1]))
+        return order[::-1]
+
     def _all_layers(self) -> list[Layer]:
-        """This layer and every nested layer, each once, depth first (iteratively)."""
-        seen, order, stack = set(), [], [self]
-        while stack:
-            layer = stack.pop()
-            if id(layer) in seen:
-                continue
-            seen.add(id(layer))
-            order.append(layer)
-            stack.extend(reversed(layer._sublayers()))
-        return order
+        """This layer and every nested layer, each once, parents before children."""
+        return [layer for _, layer, _ in self._named_layers()]
+
+    def _named_weights(self) -> list[tuple[tuple[str, ...], Parameter, bool]]:
+        """``(path, weight, trainable)`` for every weight, each once, in :attr:`weights` order.
+
+        The path is the layer's path plus the weight's name (``("dense_1", "kernel")``), made
+        unique within a layer; ``trainable`` combines the weight's own flag with its layers'.
+        """
+        named, seen = [], set()
+        for path, layer, layer_trainable in self._named_layers():
+            used: set[str] = set()
+            for p in layer._weights:
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                name = p.name or "weight"
+                unique, count = name, 1
+                while unique in used:
+                    unique, count = f"{name}_{count}", count + 1
+                used.add(unique)
+                named.append((path + (unique,), p, layer_trainable and p.trainable))
+        return named
 
     @property
     def weights(self) -> list[Parameter]:
         """All weights of this layer and its sublayers (trainable first within each layer)."""
-        params, seen = [], set()
-        for layer in self._all_layers():
-            for p in layer._weights:
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    params.append(p)
-        return params
+        return [p for _, p, _ in self._named_weights()]
 
     @property
     def trainable_weights(self) -> list[Parameter]:
-        return [p for p in self.weights if p.trainable and self._owner_trainable(p)]
+        """The weights ``fit`` and the optimizers update: trainable weights of layers that are
+        trainable, as are all the layers around them."""
+        return [p for _, p, trainable in self._named_weights() if trainable]
 
     @property
     def non_trainable_weights(self) -> list[Parameter]:
-        trainable = {id(p) for p in self.trainable_weights}
-        return [p for p in self.weights if id(p) not in trainable]
+        return [p for _, p, trainable in self._named_weights() if not trainable]
 
-    def _owner_trainable(self, param) -> bool:
-        for layer in self._all_layers():
-            if any(p is param for p in layer._weights):
-                return layer.trainable
-        return True
+    trainable_variables = trainable_weights  # TensorFlow's spelling
+    non_trainable_variables = non_trainable_weights
+    variables = weights
 
     def parameters(self) -> list[Parameter]:
-        """The trainable weights, for an optimizer: ``SGD(model.parameters(), ...)``."""
-        return self.trainable_weights
+        """The trainable weights, for an optimizer: ``SGD(model.parameters(), ...)``.
+
+        The list remembers its layer, so an optimizer given it before the layer has built its
+        weights (they are made at the first call when the input size is inferred) picks them up
+        at its next ``zero_grad()``/``step()``, and leaves layers frozen since then alone.
+        """
+        return ParameterList(self.trainable_weights, self)
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """``(dotted path, weight)`` for every weight, as in ``torch.nn.Module``.
+
+        Example:
+            >>> model = ember.models.Sequential([ember.layers.Input(shape=(3,)),
+            ...                                  ember.layers.Dense(2)])
+            >>> [name for name, _ in model.named_parameters()]
+            ['dense.kernel', 'dense.bias']
+        """
+        return [(".".join(path), p) for path, p, _ in self._named_weights()]
+
+    def zero_grad(self) -> None:
+        """Reset the ``.grad`` of every weight to ``None`` (``torch.nn.Module.zero_grad``)."""
+        for p in self.weights:
+            p.grad = None
 
     def count_params(self) -> int:
         return int(sum(p.size for p in self.weights))
@@ -272,47 +412,204 @@ class Layer:
         return [p.data.copy() for p in self.weights]
 
     def set_weights(self, values) -> None:
+        """Assign arrays to :attr:`weights`, in order. Every array is checked (count, type,
+        shape) before any is assigned, so a failed call leaves the layer unchanged."""
         params = self.weights
+        if values is None or isinstance(values, (str, bytes, np.ndarray, Tensor)):
+            raise TypeError(
+                f"{self.name}.set_weights expects a list of {len(params)} arrays (as returned by "
+                f"get_weights()), got {type(values).__name__}"
+            )
         values = list(values)
         if len(values) != len(params):
             raise ValueError(
                 f"{self.name}.set_weights: expected {len(params)} arrays, got {len(values)}"
             )
-        for p, v in zip(params, values):
-            v = np.asarray(v)
+        arrays = []
+        for i, (p, v) in enumerate(zip(params, values)):
+            if v is None:
+                raise TypeError(
+                    f"{self.name}.set_weights: array {i} (weight '{p.name}') is None; expected an "
+                    f"array of shape {p.shape}"
+                )
+            v = np.asarray(v.data if isinstance(v, Tensor) else v)
+            if v.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"{self.name}.set_weights: array {i} (weight '{p.name}') has dtype {v.dtype}; "
+                    "expected numbers"
+                )
             if v.shape != p.shape:
                 raise ValueError(
                     f"{self.name}.set_weights: weight '{p.name}' has shape {p.shape}, "
                     f"got an array of shape {v.shape}"
                 )
-        for p, v in zip(params, values):
+            arrays.append(v)
+        for p, v in zip(params, arrays):
             p.data = np.array(v, dtype=p.dtype, copy=True)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every weight by dotted path (``"hidden.kernel"``), as copies — PyTorch's
+        ``state_dict``; :meth:`load_state_dict` puts it back.
+
+        Example:
+            >>> layer = ember.layers.Dense(2)
+            >>> _ = layer(np.ones((1, 3)))
+            >>> {k: v.shape for k, v in layer.state_dict().items()}
+            {'kernel': (3, 2), 'bias': (2,)}
+        """
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> LoadResult:
+        """Load arrays by dotted path. Every entry is checked first (missing and unexpected keys
+        with ``strict=True``, shapes always); on any problem a ``ValueError`` lists them all and
+        nothing is assigned. Returns ``(missing_keys, unexpected_keys)``. A model whose weights
+        do not exist yet (its layers infer their input size at the first call) keeps the state
+        and loads it at that first call, before computing the output.
+
+        Example:
+            >>> a, b = ember.layers.Dense(2), ember.layers.Dense(2)
+            >>> _ = a(np.ones((1, 3))), b(np.ones((1, 3)))
+            >>> b.load_state_dict(a.state_dict())
+            LoadResult(missing_keys=[], unexpected_keys=[])
+            >>> bool(np.array_equal(a.kernel.numpy(), b.kernel.numpy()))
+            True
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(
+                f"{self.name}.load_state_dict expects a dict of arrays by name (from "
+                f"state_dict()), got {type(state_dict).__name__}"
+            )
+        named = dict(self.named_parameters())
+        if not named and not self.built and state_dict:
+            # PyTorch's flow on a model whose layers infer their input size: the weights do not
+            # exist yet. Keep the state; the first call makes the weights, loads it (checked as
+            # below) and computes its output with the loaded values.
+            self._pending_state = (dict(state_dict), strict)
+            return LoadResult([], [])
+        missing = [k for k in named if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in named]
+        problems = []
+        if strict and missing:
+            problems.append("missing keys: " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected keys: " + ", ".join(str(k) for k in unexpected))
+        arrays = {}
+        for key, p in named.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            if value.shape != p.shape:
+                problems.append(
+                    f"size mismatch for {key}: the state has shape {value.shape}, the layer's "
+                    f"weight has shape {p.shape}"
+                )
+            elif value.dtype.kind not in "biuf":
+                problems.append(f"{key} has dtype {value.dtype}; expected numbers")
+            else:
+                arrays[key] = value
+        if problems:
+            if not named and not self.built:
+                problems.append(
+                    "this layer has no weights yet: its layers make them at the first call, "
+                    "when the input size is known; call it on a batch first (or declare "
+                    "ember.Input(shape=...))"
+                )
+            raise ValueError(
+                f"{self.name}.load_state_dict: nothing was loaded: " + "; ".join(problems)
+            )
+        for key, value in arrays.items():
+            named[key].data = np.array(value, dtype=named[key].dtype, copy=True)
+        return LoadResult(missing, unexpected)
 
     @property
     def losses(self) -> list[Tensor]:
-        """Regularization penalties of the last forward pass (weights and activities)."""
+        """Penalties of the last forward pass: weight regularizers, activity regularizers and
+        everything passed to :meth:`add_loss` during the layers' ``call``."""
         out = []
         for layer in self._all_layers():
             out.extend(reg(p) for p, reg in layer._weight_regularizers)
             out.extend(layer._losses)
         return out
 
+    def add_loss(self, loss) -> None:
+        """Add a scalar penalty to the training loss from inside ``call`` (Keras): an activity
+        penalty, a VAE's KL term. It is counted in the loss of the forward pass that made it.
+
+        Example:
+            >>> class ActivityL1(ember.layers.Layer):
+            ...     def call(self, x):
+            ...         self.add_loss(0.01 * abs(x).sum())
+            ...         return x
+            >>> layer = ActivityL1()
+            >>> _ = layer(np.ones((2, 3)))
+            >>> layer.losses
+            [tensor(0.06)]
+        """
+        if not isinstance(loss, Tensor):
+            loss = Tensor(np.asarray(loss, dtype=self.dtype))
+        if loss.size != 1:
+            raise ValueError(
+                f"{self.name}.add_loss expects a scalar (one value), got a tensor of shape "
+                f"{loss.shape}; reduce it first, e.g. with .sum() or .mean()"
+            )
+        self._losses.append(loss.reshape(()))
+
+    # ---------------------------------------------------------------- functional graph
+    @property
+    def input(self):
+        """The symbolic input of this layer in a functional graph (its one call's first
+        argument); an error when the layer was never called on symbolic tensors, or several
+        times."""
+        return self._only_node("input").args[0]
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's one call in a functional graph."""
+        return self._only_node("output").outputs
+
+    def _only_node(self, what: str):
+        if not self._inbound_nodes:
+            raise AttributeError(
+                f'Layer "{self.name}" has no {what} yet: it has not been called on a symbolic '
+                "input (ember.layers.Input or another layer's output)"
+            )
+        if len(self._inbound_nodes) > 1:
+            raise AttributeError(
+                f'Layer "{self.name}" has been called {len(self._inbound_nodes)} times (it is '
+                f"shared), so it has several {what}s; use get_{what}_at(node_index)"
+            )
+        return self._inbound_nodes[0]
+
+    def get_input_at(self, node_index: int):
+        """The symbolic input of this layer's ``node_index``-th call."""
+        return self._inbound_nodes[node_index].args[0]
+
+    def get_output_at(self, node_index: int):
+        """The symbolic output of this layer's ``node_index``-th call."""
+        return self._inbound_nodes[node_index].outputs
+
     # ---------------------------------------------------------------- calling
-    def build(self, input_shape: tuple) -> None:
+    def build(self, input_shape) -> None:
         """Create the weights, knowing the input shape (batch axis included)."""
 
     def call(self, inputs):
-        raise NotImplementedError(f"{type(self).__name__} must implement call(inputs)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement call(inputs) (or forward(inputs))"
+        )
 
-    def __call__(self, inputs, training: bool | None = None, **kwargs):
-        if isinstance(inputs, SymbolicTensor):  # functional API: record the call, don't compute
-            return inputs.apply(self, kwargs)
-        inputs = self._convert_input(inputs)
+    def __call__(self, *args, training: bool | None = None, **kwargs):
+        if not args:
+            if "inputs" not in kwargs:
+                raise TypeError(f'Layer "{self.name}" was called without inputs')
+            args = (kwargs.pop("inputs"),)
+        if contains_symbolic(args, kwargs):  # functional API: record the call, don't compute
+            return record_call(self, args, kwargs, training)
+        inputs = self._convert_inputs(args[0])
+        args = (inputs,) + tuple(_convert_argument(a) for a in args[1:])
         if not self.built:
             self._check_input(inputs)
-            self._build_shape = tuple(inputs.shape)
-            self.build(tuple(inputs.shape))
-            self.built = True
+            self._build_from(args)
         self._check_input(inputs)
         self._losses = []
         if training is None:
@@ -325,28 +622,70 @@ class Layer:
         previous = _call_context.training
         _call_context.training = training  # nested calls without training= follow this one
         try:
-            return self.call(inputs, **kwargs)
+            out = self.call(*args, **kwargs)
+            if self.__dict__.get("_pending_state") is not None:
+                state, strict = self.__dict__.pop("_pending_state")
+                self.load_state_dict(state, strict)
+                self._losses = []
+                out = self.call(*args, **kwargs)
+            return out
         finally:
             _call_context.training = previous
 
+    def _build_from(self, args: tuple) -> None:
+        shapes = tree.map_structure(_shape_of, args[0])
+        extra = {}
+        if len(args) > 1:
+            # Keras 3: build(query_shape, value_shape) gets the shapes of call's other tensors
+            build_parameters = list(inspect.signature(self.build).parameters)
+            call_parameters = list(inspect.signature(self.call).parameters)
+            for name, value in zip(call_parameters[1:], args[1:]):
+                if f"{name}_shape" in build_parameters[1:]:
+                    extra[f"{name}_shape"] = tree.map_structure(_shape_of, value)
+        self._build_shape = shapes
+        self.build(shapes, **extra)
+        self.built = True
+
+    def _convert_inputs(self, inputs):
+        """The first argument as a Tensor, or as a structure of Tensors."""
+        if tree.is_nested(inputs) and any(
+            isinstance(leaf, (Tensor, np.ndarray)) for leaf in tree.flatten(inputs)
+        ):
+            if self._single_input:
+                shapes = ", ".join(str(tuple(np.shape(t))) for t in tree.flatten(inputs))
+                raise ValueError(
+                    f'Layer "{self.name}" ({type(self).__name__}) expects one tensor as input, '
+                    f"but received a {type(inputs).__name__} of {len(tree.flatten(inputs))} "
+                    f"tensors (shapes {shapes}). To combine several tensors use a merge layer "
+                    "first, e.g. ember.layers.Concatenate()([a, b]) or ember.layers.Add()([a, b])"
+                )
+            return tree.map_structure(self._convert_input, inputs)
+        return self._convert_input(inputs)
+
     def _convert_input(self, inputs) -> Tensor:
+        if inputs is None:
+            return None
         if isinstance(inputs, Tensor):
+            if not self._autocast_inputs:
+                return inputs
             if inputs.dtype.kind == "f" and inputs.dtype == self.dtype:
                 return inputs
             if inputs.dtype.kind in "iuf":
                 return cast(inputs, self.dtype)
         array = _as_array(inputs)
-        if array.dtype.kind not in "iuf":
+        if array.dtype.kind not in "iufb" or (array.dtype.kind == "b" and self._autocast_inputs):
             raise TypeError(
                 f'Input of layer "{self.name}" has dtype {array.dtype}; expected numbers '
                 "(float, or int/uint8 which are cast to the layer's float dtype)"
             )
+        if not self._autocast_inputs:
+            return Tensor(array)
         # float64 / uint8 data is cast to the layer's dtype, as Keras' autocast does.
         return Tensor(array.astype(self.dtype, copy=False))
 
-    def _check_input(self, inputs: Tensor) -> None:
+    def _check_input(self, inputs) -> None:
         spec = self.input_spec
-        if spec is None:
+        if spec is None or not isinstance(inputs, Tensor):
             return
         shape = inputs.shape
         layout = f" ({spec.layout})" if spec.layout else ""
@@ -362,7 +701,7 @@ class Layer:
                 f"received: {shape}"
             )
         for axis, size in spec.axes.items():
-            if shape[axis] != size:
+            if size is not None and shape[axis] != size:
                 raise ValueError(
                     f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
                     f"axis {axis} of input shape to have value {size}, but received input with "
@@ -381,36 +720,59 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
 
 
+class ParameterList(list):
+    """A list of weights that also names the layer they came from (``owner``)."""
+
+    def __init__(self, weights, owner: Layer):
+        super().__init__(weights)
+        self.owner = owner
+
+
+class LoadResult(NamedTuple):
+    """What :meth:`Layer.load_state_dict` matched: keys the state lacked, keys it had extra."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+
+def _shape_of(value):
+    return tuple(value.shape) if value is not None and hasattr(value, "shape") else None
+
+
+def _shape_tuple(shape, layer_name: str) -> tuple:
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(
+            f'Layer "{layer_name}": input_shape must be a tuple of sizes, got {shape!r}'
+        ) from None
+    for size in shape:
+        if size is not None and (
+            isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0
+        ):
+            raise ValueError(
+                f'Layer "{layer_name}": input_shape must hold positive sizes (or None), got '
+                f"{shape}"
+            )
+    return tuple(None if s is None else int(s) for s in shape)
+
+
+def _convert_argument(value):
+    """Other positional arguments of a call: arrays become tensors, the rest passes as is."""
+    if isinstance(value, np.ndarray):
+        return Tensor(value)
+    if tree.is_nested(value) and any(isinstance(v, np.ndarray) for v in tree.flatten(value)):
+        return tree.map_structure(
+            lambda v: Tensor(v) if isinstance(v, np.ndarray) else v, value
+        )
+    return value
+
+
 Layer._call_takes_training = False
 Layer.training = False  # also for subclasses that set attributes before Layer.__init__
 
 
-class SymbolicTensor:
-    """A placeholder flowing through layers to describe a functional model's graph.
-
-    It carries a shape with ``None`` for the batch axis and the layer call that produced it.
-
-    Example:
-        >>> inputs = ember.layers.Input(shape=(4,))
-        >>> outputs = ember.layers.Dense(2, name="dense")(inputs)
-        >>> outputs
-        <SymbolicTensor shape=(None, 2) from 'dense'>
-        >>> outputs.inputs[0] is inputs
-        True
-    """
-
-    def __init__(self, shape: tuple, layer: Layer, inputs: tuple, kwargs: dict | None = None):
-        self.shape = shape
-        self.layer = layer
-        self.inputs = inputs
-        self.kwargs = kwargs or {}
-
-    def apply(self, layer: Layer, kwargs: dict) -> SymbolicTensor:
-        # Shape inference by running the layer on a zero batch of one sample.
-        probe = Tensor(np.zeros((1,) + self.shape[1:], dtype=layer.dtype))
-        with no_grad(), shape_inference():
-            out = layer(probe, training=False, **kwargs)
-        return SymbolicTensor((None,) + tuple(out.shape[1:]), layer, (self,), kwargs)
-
-    def __repr__(self) -> str:
-        return f"<SymbolicTensor shape={self.shape} from {self.layer.name!r}>"
+Layer._call_takes_kwargs = False
+Layer._trainable = True

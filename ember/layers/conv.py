@@ -62,6 +62,8 @@ _LAYOUTS = {
 class _Conv(Layer):
     """What every convolution shares: arguments, their checks, weights and config."""
 
+    _single_input = True
+
     rank = 2
     transposed = False
     _PADDINGS = ("valid", "same")
@@ -194,7 +196,8 @@ class _Conv(Layer):
         else:
             out = self.activation(self._from_nhwc(self._convolve(nhwc)))
         if self.activity_regularizer is not None:
-            self._losses.append(self.activity_regularizer(out) / out.shape[0])
+            # a batch of zero samples has a zero penalty, not 0/0
+            self._losses.append(self.activity_regularizer(out) / max(out.shape[0], 1))
         return out
 
     def get_config(self):

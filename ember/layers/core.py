@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ember import activations as activations_module
 from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
-from ember.layers.base import InputSpec, Layer, SymbolicTensor
+from ember.layers.base import InputSpec, Layer
+from ember.layers.node import Node, SymbolicTensor
 
 
 class Dense(Layer):
@@ -32,6 +35,8 @@ class Dense(Layer):
         >>> layer(np.ones((2, 4))).shape
         (2, 3)
     """
+
+    _single_input = True
 
     def __init__(
         self,
@@ -83,7 +88,8 @@ class Dense(Layer):
     def call(self, inputs):
         out = self.activation(ops.linear(inputs, self.kernel, self.bias))
         if self.activity_regularizer is not None:
-            self._losses.append(self.activity_regularizer(out) / out.shape[0])
+            # a batch of zero samples has a zero penalty, not 0/0
+            self._losses.append(self.activity_regularizer(out) / max(out.shape[0], 1))
         return out
 
     def get_config(self):
@@ -160,6 +166,8 @@ class Activation(Layer):
         tensor([[0.5, 0.5]])
     """
 
+    _single_input = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations_module.get(activation)
@@ -174,17 +182,30 @@ class Activation(Layer):
 class Flatten(Layer):
     """Flattens every axis but the batch axis: ``(N, 28, 28)`` → ``(N, 784)``.
 
+    A 1-D input ``(N,)`` (one value per sample) becomes ``(N, 1)``, as in Keras; a batch of zero
+    samples gives ``(0, features)``. A scalar has no batch axis and raises ``ValueError``.
+
     Example:
         >>> ember.layers.Flatten()(np.zeros((2, 8, 8))).shape
         (2, 64)
     """
 
+    _single_input = True
+
     def call(self, inputs):
-        return ops.reshape(inputs, (inputs.shape[0], -1))
+        if inputs.ndim == 0:
+            raise ValueError(
+                f'Layer "{self.name}" (Flatten) expects a batch axis: an input of shape '
+                f"(batch, ...) with at least 1 axis, got a scalar (shape {tuple(inputs.shape)})"
+            )
+        # The size is spelled out: NumPy cannot resolve -1 when there are zero samples.
+        return ops.reshape(inputs, (inputs.shape[0], math.prod(inputs.shape[1:])))
 
 
 class InputLayer(Layer):
-    """Declares the per-sample input shape of a model (created by :func:`Input`).
+    """Declares the per-sample input shape (and dtype) of a model (created by :func:`Input`).
+
+    ``None`` in the shape marks a variable-length axis (``(None, 4)``: sequences of any length).
 
     Example:
         >>> model = ember.models.Sequential([ember.layers.InputLayer((3,)), ember.layers.Dense(2)])
@@ -196,32 +217,108 @@ class InputLayer(Layer):
         ValueError: Input 0 of layer "features" is incompatible with the layer: expected axis 1 ...
     """
 
-    def __init__(self, shape, **kwargs):
-        super().__init__(**kwargs)
-        self.shape = tuple(int(s) for s in shape)
-        if any(s <= 0 for s in self.shape):
-            raise ValueError(f"Input shape must contain positive sizes, got {shape}")
+    _single_input = True
+    _autocast_inputs = False  # the declared dtype decides (integer indices stay integers)
+
+    def __init__(self, shape=None, input_dtype=None, batch_size=None, **kwargs):
+        dtype = kwargs.pop("dtype", None)
+        if input_dtype is None:
+            input_dtype = dtype
+        # The layer's own dtype is a float one; the data it declares may be integer.
+        float_kind = input_dtype is None or np.dtype(input_dtype).kind == "f"
+        super().__init__(dtype=input_dtype if float_kind else None, **kwargs)
+        if shape is None:
+            raise TypeError(f'InputLayer "{self.name}" needs a shape, e.g. shape=(784,)')
+        self.shape = _input_shape(shape, self.name)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.input_dtype = self.dtype if input_dtype is None else np.dtype(input_dtype)
+        if self.input_dtype.kind not in "biuf":
+            raise TypeError(
+                f'Input "{self.name}": dtype must be a number type (float32, int32, ...), got '
+                f"{self.input_dtype}"
+            )
         self.input_spec = InputSpec(
             ndim=len(self.shape) + 1, axes={i + 1: s for i, s in enumerate(self.shape)}
         )
+        self.built = True
+
+    @property
+    def input(self):
+        """An input layer's input is its output: the model's symbolic input."""
+        return input_symbol(self)
 
     def call(self, inputs):
+        if inputs.dtype != self.input_dtype and inputs.dtype.kind in "biuf":
+            if self.input_dtype.kind in "iub" and inputs.dtype.kind == "f":
+                raise TypeError(
+                    f'Input "{self.name}" is declared as {self.input_dtype} but received float '
+                    f"data ({inputs.dtype}); pass integer data or declare Input(dtype=...)"
+                )
+            return ops.cast(inputs, self.input_dtype)
         return inputs
 
     def get_config(self):
-        return {**super().get_config(), "shape": list(self.shape)}
+        config = {**super().get_config(), "shape": [s for s in self.shape]}
+        config["input_dtype"] = self.input_dtype.name
+        if self.batch_size is not None:
+            config["batch_size"] = self.batch_size
+        return config
 
 
-def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:  # noqa: N802 (Keras)
+def _input_shape(shape, name: str) -> tuple:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(
+            f'Input "{name}": shape must be a tuple of sizes such as (784,) or (None, 4), got '
+            f"{shape!r}"
+        ) from None
+    for size in shape:
+        if size is not None and (
+            isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0
+        ):
+            raise ValueError(
+                f"Input shape must contain positive sizes (or None for a variable length), got "
+                f"{shape}"
+            )
+    return tuple(None if s is None else int(s) for s in shape)
+
+
+def Input(  # noqa: N802 (Keras' name)
+    shape=None, batch_size=None, dtype=None, name: str | None = None, batch_shape=None
+) -> SymbolicTensor:
     """Declare a model input of per-sample ``shape`` (batch axis excluded).
+
+    ``None`` marks a variable-length axis; ``dtype="int32"`` declares integer data (token ids).
 
     Example:
         >>> inputs = ember.layers.Input(shape=(784,))
         >>> outputs = ember.layers.Dense(10)(inputs)
         >>> model = ember.models.Model(inputs, outputs)
+        >>> ember.layers.Input(shape=(None, 4), dtype="float64", name="sequence")
+        <SymbolicTensor shape=(None, None, 4) dtype=float64 from 'sequence'>
     """
-    if isinstance(shape, int):
-        shape = (shape,)
-    layer = InputLayer(shape, name=name, dtype=dtype)
-    layer.built = True
-    return SymbolicTensor((None,) + layer.shape, layer, ())
+    if shape is None and batch_shape is not None:
+        shape = tuple(batch_shape)[1:]
+        batch_size = tuple(batch_shape)[0]
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+        or batch_size <= 0
+    ):
+        raise ValueError(f"Input: batch_size must be a positive integer, got {batch_size!r}")
+    return input_symbol(
+        InputLayer(shape, input_dtype=dtype, name=name, batch_size=batch_size)
+    )
+
+
+def input_symbol(layer: InputLayer) -> SymbolicTensor:
+    """The symbolic tensor an ``InputLayer`` produces (made once, then reused)."""
+    if layer._inbound_nodes:
+        return layer._inbound_nodes[0].outputs
+    node = Node(layer, (), {}, None)
+    symbol = SymbolicTensor((layer.batch_size,) + layer.shape, layer.input_dtype, node, 0)
+    node.outputs, node.flat_outputs = symbol, [symbol]
+    layer._inbound_nodes.append(node)
+    return symbol

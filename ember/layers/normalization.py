@@ -65,6 +65,8 @@ class BatchNormalization(Layer):
         >>> y = bn(np.random.randn(1, 4))                    # inference: moving statistics
     """
 
+    _single_input = True
+
     def __init__(
         self,
         axis: int = -1,
@@ -223,6 +225,8 @@ class LayerNormalization(Layer):
         >>> ln(np.random.randn(2, 5)).shape
         (2, 5)
     """
+
+    _single_input = True
 
     def __init__(
         self,

@@ -21,6 +21,8 @@ __all__ = [
 
 
 class _Pooling(Layer):
+    _single_input = True
+
     rank = 2
     _op = staticmethod(max_pool2d)
 
@@ -111,6 +113,8 @@ class AveragePooling1D(_Pooling):
 
 
 class _GlobalPooling(Layer):
+    _single_input = True
+
     rank = 2
     _reduce = staticmethod(ops.mean)
 

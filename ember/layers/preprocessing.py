@@ -1,14 +1,19 @@
-"""Preprocessing layers: ``Normalization``, input standardization adapted on training data."""
+"""Preprocessing layers: ``Normalization`` (input standardization adapted on training data),
+``Rescaling`` (``x · scale + offset``) and ``Resizing`` (images to a fixed height and width)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ember import ops
 from ember.layers.base import InputSpec, Layer, in_shape_inference
+from ember.layers.conv import _data_format
+from ember.ops.image import check_interpolation, resize
 from ember.tensor import Tensor
 
-__all__ = ["Normalization"]
+__all__ = ["Normalization", "Rescaling", "Resizing"]
 
 #: Keras' ``backend.epsilon()``: the floor of the standard deviation.
 EPSILON = 1e-7
@@ -39,6 +44,8 @@ class Normalization(Layer):
         >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), norm,
         ...                                  ember.layers.Dense(1)])
     """
+
+    _single_input = True
 
     def __init__(self, axis=-1, mean=None, variance=None, invert: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -176,3 +183,190 @@ class Normalization(Layer):
             config["mean"] = self._init_mean.tolist()
             config["variance"] = self._init_variance.tolist()
         return config
+
+
+# ------------------------------------------------------------------------------------ Rescaling
+def _constant(layer: str, name: str, value):
+    """A finite number or array of numbers: a float (kept as given for the config) or an array."""
+    message = f'Layer "{layer}": {name} must be a number or an array of numbers, got {value!r}'
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(message)
+    try:
+        array = np.asarray(value.data if isinstance(value, Tensor) else value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(message) from None
+    if not np.isfinite(array).all():
+        raise ValueError(f'Layer "{layer}": {name} must be finite, got {value!r}')
+    return float(array) if array.ndim == 0 else array
+
+
+class Rescaling(Layer):
+    """Multiply the inputs by ``scale`` and add ``offset``: ``x · scale + offset``.
+
+    Typically the first layer of an image model: ``Rescaling(1/255)`` maps pixels in
+    ``[0, 255]`` to ``[0, 1]`` and ``Rescaling(1/127.5, offset=-1)`` to ``[-1, 1]``. Integer
+    (uint8) images are cast to the layer's float dtype first. Works on inputs of any shape.
+
+    Args:
+        scale: a number, or an array of numbers broadcast against each sample from the last axis
+            (one value per channel: ``scale=[1/0.229, 1/0.224, 1/0.225]``).
+        offset: a number or an array, likewise.
+
+    Example:
+        >>> rescale = ember.layers.Rescaling(scale=1 / 127.5, offset=-1)
+        >>> rescale(np.array([[0, 127.5, 255]])).numpy()
+        array([[-1.,  0.,  1.]], dtype=float32)
+        >>> per_channel = ember.layers.Rescaling([1.0, 10.0], offset=[0.0, 0.5])
+        >>> per_channel(np.ones((1, 2, 2))).numpy()[0]
+        array([[ 1. , 10.5],
+               [ 1. , 10.5]], dtype=float32)
+    """
+
+    _single_input = True
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = _constant(self.name, "scale", scale)
+        self.offset = _constant(self.name, "offset", offset)
+
+    def build(self, input_shape):
+        sample = tuple(input_shape[1:])
+        for name, value in (("scale", self.scale), ("offset", self.offset)):
+            shape = np.shape(value)
+            fits = len(shape) <= len(sample) and all(
+                s in (1, n) or n is None for s, n in zip(shape[::-1], sample[::-1])
+            )
+            if not fits:
+                raise ValueError(
+                    f'Layer "{self.name}": {name} of shape {shape} does not broadcast against '
+                    f"samples of shape {sample} (it is aligned on the last axis)"
+                )
+
+    def call(self, inputs):
+        dtype = inputs.dtype
+        out = ops.mul(inputs, Tensor(np.asarray(self.scale, dtype=dtype)))
+        return ops.add(out, Tensor(np.asarray(self.offset, dtype=dtype)))
+
+    def get_config(self):
+        def plain(value):
+            return value if isinstance(value, float) else value.tolist()
+
+        return {**super().get_config(), "scale": plain(self.scale), "offset": plain(self.offset)}
+
+
+# ------------------------------------------------------------------------------------- Resizing
+def _check_flag(layer: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f'Layer "{layer}": {name} must be True or False, got {value!r}')
+    return bool(value)
+
+
+class Resizing(Layer):
+    """Resize a batch of images to ``(height, width)``.
+
+    ``interpolation="bilinear"`` (the default) samples with half-pixel centres, as Keras 3 /
+    ``tf.image.resize`` (without antialiasing) and PyTorch's
+    ``interpolate(mode="bilinear", align_corners=False)``; ``"nearest"`` takes pixel
+    ``floor((i + 0.5) · in/out)``. The layer is differentiable (gradients flow back to the input
+    pixels with the interpolation weights) and has no weights.
+
+    Args:
+        height, width: the output size, positive integers.
+        interpolation: ``"bilinear"`` or ``"nearest"``.
+        crop_to_aspect_ratio: first crop the largest centred window with the output's aspect
+            ratio, so the image is not distorted.
+        pad_to_aspect_ratio: instead, pad the image (centred) with ``fill_value`` to that aspect
+            ratio.
+        fill_mode, fill_value: the padding: ``"constant"`` (the only mode) with ``fill_value``.
+        antialias: Keras' flag; ``True`` is refused when an axis shrinks (not implemented) and
+            changes nothing otherwise.
+        data_format: ``"channels_last"`` (NHWC, default) or ``"channels_first"`` (NCHW).
+
+    Example:
+        >>> digits = np.random.rand(4, 8, 8, 1).astype("float32")
+        >>> ember.layers.Resizing(32, 32)(digits).shape
+        (4, 32, 32, 1)
+        >>> image = np.array([[0.0, 4.0], [8.0, 12.0]], np.float32).reshape(1, 2, 2, 1)
+        >>> ember.layers.Resizing(4, 4)(image).numpy()[0, :, :, 0]
+        array([[ 0.,  1.,  3.,  4.],
+               [ 2.,  3.,  5.,  6.],
+               [ 6.,  7.,  9., 10.],
+               [ 8.,  9., 11., 12.]], dtype=float32)
+        >>> ember.layers.Resizing(1, 4, interpolation="nearest")(image).numpy()[0, :, :, 0]
+        array([[ 8.,  8., 12., 12.]], dtype=float32)
+    """
+
+    _single_input = True
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        interpolation: str = "bilinear",
+        crop_to_aspect_ratio: bool = False,
+        pad_to_aspect_ratio: bool = False,
+        fill_mode: str = "constant",
+        fill_value: float = 0.0,
+        antialias: bool = False,
+        data_format: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = f'Layer "{self.name}"'
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+        self.height, self.width = int(height), int(width)
+        self.interpolation = check_interpolation(owner, interpolation)
+        self.crop_to_aspect_ratio = _check_flag(self.name, "crop_to_aspect_ratio",
+                                                crop_to_aspect_ratio)
+        self.pad_to_aspect_ratio = _check_flag(self.name, "pad_to_aspect_ratio",
+                                               pad_to_aspect_ratio)
+        if self.crop_to_aspect_ratio and self.pad_to_aspect_ratio:
+            raise ValueError(
+                f"{owner}: crop_to_aspect_ratio and pad_to_aspect_ratio exclude each other"
+            )
+        if fill_mode != "constant":
+            raise ValueError(
+                f'{owner}: fill_mode must be "constant" (the padding), got {fill_mode!r}'
+            )
+        self.fill_mode = fill_mode
+        try:
+            self.fill_value = float(fill_value)
+        except (TypeError, ValueError):
+            self.fill_value = math.nan
+        if isinstance(fill_value, bool) or not math.isfinite(self.fill_value):
+            raise ValueError(f"{owner}: fill_value must be a finite number, got {fill_value!r}")
+        self.antialias = _check_flag(self.name, "antialias", antialias)
+        self.data_format = _data_format(data_format, self.name)
+        layout = "NHWC" if self.data_format == "channels_last" else "NCHW"
+        self.input_spec = InputSpec(ndim=4, layout=layout)
+
+    def call(self, inputs):
+        try:
+            return resize(
+                inputs,
+                (self.height, self.width),
+                interpolation=self.interpolation,
+                antialias=self.antialias,
+                crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+                pad_to_aspect_ratio=self.pad_to_aspect_ratio,
+                fill_value=self.fill_value,
+                data_format=self.data_format,
+            )
+        except NotImplementedError as exc:
+            raise NotImplementedError(f'Layer "{self.name}" (Resizing): {exc}') from None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "height": self.height,
+            "width": self.width,
+            "interpolation": self.interpolation,
+            "crop_to_aspect_ratio": self.crop_to_aspect_ratio,
+            "pad_to_aspect_ratio": self.pad_to_aspect_ratio,
+            "fill_mode": self.fill_mode,
+            "fill_value": self.fill_value,
+            "antialias": self.antialias,
+            "data_format": self.data_format,
+        }

@@ -32,6 +32,8 @@ def _check_seed(layer: str, seed) -> int | None:
 
 
 class _RandomLayer(Layer):
+    _single_input = True
+
     def _init_rng(self, seed) -> None:
         self.seed = _check_seed(self.name, seed)
         # A seeded layer owns its generator: same seed, same sequence of masks; consecutive

@@ -22,6 +22,8 @@ class Reshape(Layer):
         (2, 7, 7, 16)
     """
 
+    _single_input = True
+
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         target_shape = tuple(int(s) for s in target_shape)
@@ -41,7 +43,9 @@ class Reshape(Layer):
                 f'Layer "{self.name}": cannot reshape input of shape {inputs.shape} '
                 f"({per_sample} values per sample) to target_shape {self.target_shape}"
             )
-        return ops.reshape(inputs, (inputs.shape[0], *self.target_shape))
+        # -1 is resolved here: NumPy cannot resolve it when there are zero samples.
+        target = tuple(per_sample // known if s == -1 else s for s in self.target_shape)
+        return ops.reshape(inputs, (inputs.shape[0], *target))
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
@@ -74,6 +78,8 @@ class ZeroPadding2D(Layer):
         (1, 30, 30, 1)
     """
 
+    _single_input = True
+
     def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.padding = _padding_pairs(padding, self.name)
@@ -103,6 +109,8 @@ class UpSampling2D(Layer):
         >>> ember.layers.UpSampling2D(2)(np.zeros((1, 7, 7, 3))).shape
         (1, 14, 14, 3)
     """
+
+    _single_input = True
 
     def __init__(self, size=2, data_format=None, interpolation: str = "nearest", **kwargs):
         super().__init__(**kwargs)

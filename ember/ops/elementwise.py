@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.backend import xp
+from ember.backend import DEFAULT_FLOAT, xp
 from ember.ops._core import as_tensor, operands, takes_tensor, unbroadcast
+from ember.ops.arithmetic import power
 from ember.tensor import Tensor
 
 
@@ -148,6 +149,148 @@ def tanh(x: Tensor) -> Tensor:
     return Tensor._from_op(out, (x,), lambda g: (g * (1 - out * out),), "tanh")
 
 
+# ------------------------------------------------------------------ more math (PyTorch/Keras names)
+def _float_data(x: Tensor) -> np.ndarray:
+    """The data of ``x`` as floats: integer and bool inputs compute in the default float32."""
+    return x.data if x.data.dtype.kind == "f" else x.data.astype(DEFAULT_FLOAT)
+
+
+@takes_tensor
+def square(x: Tensor) -> Tensor:
+    """``x * x``, elementwise; the derivative is ``2x``. Integer tensors stay integer.
+
+    Example:
+        >>> x = ember.tensor([-1.0, 3.0], requires_grad=True)
+        >>> y = ember.square(x)
+        >>> y
+        tensor([1., 9.], grad_fn=square)
+        >>> y.sum().backward(); x.grad
+        array([-2.,  6.], dtype=float32)
+    """
+    data = x.data
+    return Tensor._from_op(data * data, (x,), lambda g: (g * (2 * data),), "square")
+
+
+def pow(base, exponent) -> Tensor:  # noqa: A001 (PyTorch's name)
+    """PyTorch's and Keras' name for :func:`power`: ``base ** exponent``, elementwise.
+
+    Example:
+        >>> ember.pow(ember.tensor([1.0, 2.0, 3.0]), 2)
+        tensor([1., 4., 9.])
+        >>> ember.tensor([4.0]).pow(0.5)
+        tensor([2.])
+    """
+    return power(base, exponent)
+
+
+@takes_tensor
+def sin(x: Tensor) -> Tensor:
+    """Sine (radians); the derivative is ``cos(x)``.
+
+    Example:
+        >>> x = ember.tensor([0.0, np.pi], requires_grad=True)
+        >>> ember.sin(x).sum().backward()
+        >>> x.grad
+        array([ 1., -1.], dtype=float32)
+    """
+    data = _float_data(x)
+    return Tensor._from_op(xp.sin(data), (x,), lambda g: (g * xp.cos(data),), "sin")
+
+
+@takes_tensor
+def cos(x: Tensor) -> Tensor:
+    """Cosine (radians); the derivative is ``-sin(x)``.
+
+    Example:
+        >>> x = ember.tensor([np.pi / 2, -np.pi / 2], requires_grad=True)
+        >>> ember.cos(x).sum().backward()
+        >>> x.grad
+        array([-1.,  1.], dtype=float32)
+    """
+    data = _float_data(x)
+    return Tensor._from_op(xp.cos(data), (x,), lambda g: (-g * xp.sin(data),), "cos")
+
+
+@takes_tensor
+def tan(x: Tensor) -> Tensor:
+    """Tangent (radians); the derivative is ``1 + tan(x)²``.
+
+    Example:
+        >>> x = ember.tensor([0.0, np.pi / 4], requires_grad=True)
+        >>> ember.tan(x).sum().backward()
+        >>> np.round(x.grad, 5)
+        array([1., 2.], dtype=float32)
+    """
+    out = xp.tan(_float_data(x))
+    return Tensor._from_op(out, (x,), lambda g: (g * (1 + out * out),), "tan")
+
+
+@takes_tensor
+def log1p(x: Tensor) -> Tensor:
+    """``log(1 + x)``, accurate for tiny ``x`` (where ``log(1 + x)`` would round to 0); the
+    derivative is ``1 / (1 + x)``. ``log1p(-1) = -inf``, as in NumPy and PyTorch.
+
+    Example:
+        >>> ember.log1p(ember.tensor([1e-10], dtype="float64")).item()   # 1e-10 - 5e-21
+        9.999999999500001e-11
+        >>> ember.log(1 + ember.tensor([1e-10], dtype="float64")).item()  # 1 + x rounds first
+        1.000000082690371e-10
+    """
+    data = _float_data(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = xp.log1p(data)
+
+    def backward(g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (g / (1 + data),)
+
+    return Tensor._from_op(out, (x,), backward, "log1p")
+
+
+@takes_tensor
+def expm1(x: Tensor) -> Tensor:
+    """``exp(x) - 1``, accurate for tiny ``x``; the derivative is ``exp(x)``.
+
+    Example:
+        >>> ember.expm1(ember.tensor([1e-10], dtype="float64")).item()
+        1.00000000005e-10
+    """
+    out = xp.expm1(_float_data(x))
+    return Tensor._from_op(out, (x,), lambda g: (g * (out + 1),), "expm1")
+
+
+@takes_tensor
+def reciprocal(x: Tensor) -> Tensor:
+    """``1 / x``; the derivative is ``-1 / x²``. ``1 / 0 = inf`` (no warning), as in PyTorch.
+
+    Example:
+        >>> x = ember.tensor([2.0, -4.0], requires_grad=True)
+        >>> ember.reciprocal(x)
+        tensor([ 0.5 , -0.25], grad_fn=reciprocal)
+        >>> ember.reciprocal(x).sum().backward(); x.grad
+        array([-0.25  , -0.0625], dtype=float32)
+    """
+    with np.errstate(divide="ignore"):
+        out = 1 / _float_data(x)
+    return Tensor._from_op(out, (x,), lambda g: (-g * out * out,), "reciprocal")
+
+
+@takes_tensor
+def clone(x: Tensor) -> Tensor:
+    """A copy of ``x`` that stays in the graph: the gradient flows back to ``x`` unchanged
+    (``detach()`` is the copy that leaves the graph). Writing into the copy never changes ``x``.
+
+    Example:
+        >>> x = ember.tensor([1.0, 2.0], requires_grad=True)
+        >>> y = x.clone()
+        >>> (y * 3).sum().backward(); x.grad
+        array([3., 3.], dtype=float32)
+        >>> z = ember.tensor([1.0, 2.0]); c = z.clone(); c[0] = 5.0; z
+        tensor([1., 2.])
+    """
+    return Tensor._from_op(x.data.copy(), (x,), lambda g: (g,), "clone")
+
+
 # ------------------------------------------------------------------------------- comparisons
 def _compare(fn):
     def op(a, b) -> Tensor:
@@ -178,6 +321,15 @@ __all__ = [
     "relu",
     "sigmoid",
     "tanh",
+    "square",
+    "pow",
+    "sin",
+    "cos",
+    "tan",
+    "log1p",
+    "expm1",
+    "reciprocal",
+    "clone",
     "less",
     "less_equal",
     "greater",

@@ -15,6 +15,89 @@ from ember.ops.elementwise import stable_sigmoid
 from ember.tensor import Tensor
 
 
+def _shown(value) -> object:
+    """A label or target as it should read in a message: ``10``, ``-1``, ``0.5``, ``nan``."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def check_class_labels(name: str, labels, num_classes: int) -> np.ndarray:
+    """Integer class labels ``(N,)`` (from ints or whole floats), each in ``[0, num_classes)``.
+
+    Shared by the fused op :func:`sparse_softmax_cross_entropy` and the losses built on it, so
+    that a bad label fails the same way wherever it enters. ``-1`` is rejected like ``10``:
+    NumPy would silently read it as the last class. One vectorized pass (min / max) on valid
+    labels; the first offender is located only when there is one.
+
+    Args:
+        name: what to name in the message (the loss or the op).
+        labels: array-like of class indices, any shape (it is flattened).
+        num_classes: the number of classes (columns of the logits).
+
+    Returns:
+        The labels as a flat ``np.intp`` array.
+
+    Example:
+        >>> ember.ops.nn.check_class_labels("my_loss", np.array([0.0, 2.0]), 3)
+        array([0, 2])
+        >>> ember.ops.nn.check_class_labels("my_loss", [0, 3], 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: my_loss: label 3 is outside the valid range [0, 3) (first bad label at index...
+    """
+    labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels).reshape(-1)
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: labels must be integers (class indices), got dtype {labels.dtype}; "
+            "convert them with np.asarray(labels, dtype=int)"
+        )
+    if labels.dtype.kind == "f" and not np.array_equal(labels, np.rint(labels)):
+        bad = int(np.flatnonzero(labels != np.rint(labels))[0])  # NaN != NaN: found too
+        raise ValueError(
+            f"{name}: labels must be whole class indices; label at index {bad} is "
+            f"{_shown(labels[bad])!r}. Round or cast the labels to integers"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = int(np.flatnonzero((labels < 0) | (labels >= num_classes))[0])
+        raise ValueError(
+            f"{name}: label {_shown(labels[bad])} is outside the valid range [0, {num_classes}) "
+            f"(first bad label at index {bad}); labels must be class indices "
+            f"0..{num_classes - 1} for {num_classes} classes: check the labels, or the number "
+            "of outputs of the last layer"
+        )
+    return labels.astype(np.intp, copy=False)
+
+
+def check_binary_targets(name: str, targets: np.ndarray) -> None:
+    """Raise ``ValueError`` unless every binary cross-entropy target lies in ``[0, 1]``.
+
+    One vectorized pass (min / max; NaN fails it too); the first bad value is located only when
+    there is one.
+
+    Example:
+        >>> ember.ops.nn.check_binary_targets("my_loss", np.array([0.0, 0.3, 1.0]))
+        >>> ember.ops.nn.check_binary_targets("my_loss", np.array([[0.0, 1.0], [-1.0, 1.0]]))
+        Traceback (most recent call last):
+        ...
+        ValueError: my_loss: targets (y_true) must lie in [0, 1]; got -1 at index (1, 0)...
+    """
+    if not targets.size:
+        return
+    low, high = targets.min(), targets.max()
+    if low >= 0 and high <= 1:  # False for NaN
+        return
+    inside = (targets >= 0) & (targets <= 1)
+    bad = np.unravel_index(int(np.flatnonzero(~inside)[0]), targets.shape)
+    where = f" at index {int(bad[0]) if len(bad) == 1 else tuple(int(i) for i in bad)}"
+    raise ValueError(
+        f"{name}: targets (y_true) must lie in [0, 1]; got {_shown(targets[bad])}"
+        f"{where if bad else ''}. Labels in {{-1, 1}} map to {{0, 1}} with (y + 1) / 2; for "
+        "other values use a regression loss such as 'mse'"
+    )
+
+
 def _as_targets(targets, dtype) -> np.ndarray:
     """Targets as an array of the logits' dtype: float64 targets must not up-cast float32."""
     return np.asarray(targets.data if isinstance(targets, Tensor) else targets, dtype=dtype)
@@ -81,12 +164,33 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 
 @takes_tensor
-def sparse_softmax_cross_entropy(logits: Tensor, labels: np.ndarray) -> Tensor:
+def sparse_softmax_cross_entropy(
+    logits: Tensor, labels: np.ndarray, *, name: str = "sparse_softmax_cross_entropy"
+) -> Tensor:
     """Per-sample ``-log softmax(logits)[label]`` for logits ``(N, C)`` and int labels ``(N,)``.
 
     Never forms ``log(softmax)``; the gradient is ``softmax - onehot`` times the upstream value.
+    Labels are checked by :func:`check_class_labels` (``-1`` or ``C`` raise ``ValueError``
+    instead of reading the wrong class); ``name`` is what the error messages name.
+
+    Example:
+        >>> logits = ember.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 3.0]])
+        >>> ember.ops.sparse_softmax_cross_entropy(logits, [0, 2])
+        tensor([0.1698..., 0.0949...])
+        >>> ember.ops.sparse_softmax_cross_entropy(logits, [0, 3])
+        Traceback (most recent call last):
+        ...
+        ValueError: sparse_softmax_cross_entropy: label 3 is outside the valid range [0, 3) ...
     """
     z = logits.data
+    if z.ndim != 2:
+        raise ValueError(f"{name}: logits must be (batch, classes), got shape {z.shape}")
+    labels = check_class_labels(name, labels, z.shape[1])
+    if labels.shape[0] != z.shape[0]:
+        raise ValueError(
+            f"{name}: expected one label per row of the logits ({z.shape[0]}), got "
+            f"{labels.shape[0]}"
+        )
     shifted = _shifted(z, -1)
     lse = xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
     rows = xp.arange(z.shape[0])
@@ -122,10 +226,21 @@ def softmax_cross_entropy(logits: Tensor, targets: np.ndarray, axis: int = -1) -
 
 
 @takes_tensor
-def sigmoid_binary_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
-    """Elementwise ``-(y log σ(z) + (1-y) log(1-σ(z)))`` as ``max(z,0) - z y + log1p(e^-|z|)``."""
+def sigmoid_binary_cross_entropy(
+    logits: Tensor, targets: np.ndarray, *, name: str = "sigmoid_binary_cross_entropy"
+) -> Tensor:
+    """Elementwise ``-(y log σ(z) + (1-y) log(1-σ(z)))`` as ``max(z,0) - z y + log1p(e^-|z|)``.
+
+    Targets must lie in ``[0, 1]`` (checked by :func:`check_binary_targets`; ``name`` is what the
+    error message names).
+
+    Example:
+        >>> ember.ops.sigmoid_binary_cross_entropy(ember.tensor([3.0, -3.0]), [1.0, 0.0])
+        tensor([0.0485..., 0.0485...])
+    """
     z = logits.data
     targets = _as_targets(targets, z.dtype)
+    check_binary_targets(name, targets)
     out = xp.maximum(z, 0) - z * targets + xp.log1p(xp.exp(-xp.abs(z)))
 
     def backward(g):

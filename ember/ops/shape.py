@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,7 +29,8 @@ def reshape(x: Tensor, shape) -> Tensor:
 def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
     """Merge every axis from ``start_axis`` on into one (``start_axis=1`` keeps the batch)."""
     start_axis %= max(x.ndim, 1)
-    return reshape(x, x.shape[:start_axis] + (-1,))
+    # The merged size is spelled out: NumPy cannot resolve -1 for a tensor of zero elements.
+    return reshape(x, x.shape[:start_axis] + (math.prod(x.shape[start_axis:]),))
 
 
 @takes_tensor

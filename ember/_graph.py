@@ -1,0 +1,51 @@
+"""One topological sort for every graph Ember walks: the autograd graph of tensors, the graph of
+layer calls of a functional model, and the tree of nested layers.
+
+Iterative depth-first post-order (no recursion limit, linear in the graph's size): each node comes
+after every node it depends on, and nodes are visited in the order ``dependencies`` lists them, so
+the result is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
+Node = TypeVar("Node")
+
+
+def topological_order(
+    roots: Iterable[Node],
+    dependencies: Callable[[Node], Iterable[Node]],
+    key: Callable[[Node], Hashable] = id,
+) -> list[Node]:
+    """Every node reachable from ``roots`` through ``dependencies``, dependencies first.
+
+    Args:
+        roots: where the walk starts (e.g. a loss tensor, a model's outputs).
+        dependencies: the nodes a node depends on (a tensor's parents, a layer call's inputs).
+        key: identity of a node (``id`` by default: tensors compare elementwise, not by identity).
+
+    Example:
+        >>> from ember._graph import topological_order
+        >>> parents = {"loss": ["y"], "y": ["w", "x"], "w": [], "x": []}
+        >>> topological_order(["loss"], parents.__getitem__, key=str)
+        ['w', 'x', 'y', 'loss']
+    """
+    order: list[Node] = []
+    visited: set = set()
+    stack: list[tuple[Node, bool]] = [(root, False) for root in reversed(list(roots))]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        node_key = key(node)
+        if node_key in visited:
+            continue
+        visited.add(node_key)
+        stack.append((node, True))
+        for child in reversed(tuple(dependencies(node))):
+            if key(child) not in visited:
+                stack.append((child, False))
+    return order
