@@ -525,17 +525,17 @@ def test_to_categorical_keras_behaviour():
 
 
 def test_to_categorical_errors():
-    with pytest.raises(ValueError, match=r"label 5 at index 2 .* 0\.\.2"):
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\].*y\[2\] = 5"):
         to_categorical([0, 1, 5], num_classes=3)
-    with pytest.raises(ValueError, match="label -1 at index 1"):
+    with pytest.raises(ValueError, match=r"y\[1\] = -1 .*negative"):
         to_categorical([0, -1])
-    with pytest.raises(ValueError, match=r"1\.5 at index 1"):
+    with pytest.raises(ValueError, match=r"y\[1\] = 1\.5"):
         to_categorical([0.0, 1.5])
-    with pytest.raises(ValueError, match=r"at index \(1, 0\)"):
+    with pytest.raises(ValueError, match=r"y\[\(1, 0\)\] = 7"):
         to_categorical([[0, 1], [7, 0]], num_classes=3)
     with pytest.raises(ValueError, match="empty"):
         to_categorical([])
-    with pytest.raises(ValueError, match="integer class labels"):
+    with pytest.raises(TypeError, match="integer class labels"):
         to_categorical(["a", "b"])
 
 

@@ -738,7 +738,7 @@ def test_save_load_round_trip_with_every_catalogue_layer(tmp_path):
     assert np.array_equal(loaded.predict(x), model.predict(x))
     assert isinstance(loaded.layers[4].alpha_initializer, Constant)
     # Training continues identically from the checkpoint (same RNG state, same masks).
-    state = ember.get_rng_state()  # load_model restored the state saved with the model
+    state = ember.get_rng_state()  # both continue from the same generator state
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     ember.set_rng_state(state)
     loaded.fit(x, y, epochs=1, batch_size=16, verbose=0)

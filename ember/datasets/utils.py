@@ -7,79 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from ember.utils import to_categorical  # one implementation, also ember.utils' name
+
 __all__ = ["to_categorical", "Standardizer", "train_test_split"]
-
-
-def _index_str(flat_index: int, shape: tuple[int, ...]) -> str:
-    """Human-readable position of a flat index: ``5`` for 1-D input, ``(1, 2)`` otherwise."""
-    if len(shape) <= 1:
-        return str(flat_index)
-    return str(tuple(int(i) for i in np.unravel_index(flat_index, shape)))
-
-
-def to_categorical(
-    y: Any, num_classes: int | None = None, dtype: str | np.dtype = "float32"
-) -> np.ndarray:
-    """Convert integer class labels to one-hot vectors, like ``keras.utils.to_categorical``.
-
-    Args:
-        y: Array-like of integer labels (integral floats such as ``2.0`` are accepted). A
-            trailing axis of size 1, as in shape ``(N, 1)``, is dropped first.
-        num_classes: Number of classes; defaults to ``max(y) + 1``.
-        dtype: Dtype of the result.
-
-    Returns:
-        Array of shape ``y.shape + (num_classes,)`` with a single 1 per row.
-
-    Raises:
-        ValueError: If a label is negative, not below ``num_classes``, or not an integer;
-            the message names the first offending value and its index.
-
-    Example:
-        >>> from ember.datasets import to_categorical
-        >>> to_categorical([0, 2, 1], num_classes=3)
-        array([[1., 0., 0.],
-               [0., 0., 1.],
-               [0., 1., 0.]], dtype=float32)
-    """
-    arr = np.asarray(y)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise ValueError(
-            f"to_categorical expects integer class labels, got an array of dtype {arr.dtype}; "
-            "map labels to 0..K-1 first (e.g. with np.unique(y, return_inverse=True))"
-        )
-    if arr.ndim > 1 and arr.shape[-1] == 1:
-        arr = arr.reshape(arr.shape[:-1])
-    flat = arr.ravel()
-    if arr.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(flat) | (flat != np.round(flat)))
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                f"to_categorical expects integer labels, found {flat[i].item()!r} at index "
-                f"{_index_str(i, arr.shape)}; round or fix the labels first"
-            )
-    labels = flat.astype(np.int64)
-    if num_classes is None:
-        if labels.size == 0:
-            raise ValueError(
-                "cannot infer num_classes from an empty label array; pass num_classes="
-            )
-        num_classes = int(labels.max()) + 1
-    if int(num_classes) != num_classes or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    num_classes = int(num_classes)
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"label {flat[i].item()!r} at index {_index_str(i, arr.shape)} is outside the valid "
-            f"range 0..{num_classes - 1} for num_classes={num_classes}; pass a larger "
-            "num_classes or fix the labels"
-        )
-    out = np.zeros((labels.size, num_classes), dtype=dtype)
-    out[np.arange(labels.size), labels] = 1
-    return out.reshape(arr.shape + (num_classes,))
 
 
 class Standardizer:

@@ -202,7 +202,9 @@ class Layer:
         if input_dim is not None:
             input_shape = (input_dim,)
         self._declared_input_shape = (
-            None if input_shape is None else tuple(_shape_tuple(input_shape, self.name))
+            None
+            if input_shape is None
+            else per_sample_shape(input_shape, f'Layer "{self.name}" input_shape')
         )
 
     # ---------------------------------------------------------------- attribute tracking
@@ -739,22 +741,25 @@ def _shape_of(value):
     return tuple(value.shape) if value is not None and hasattr(value, "shape") else None
 
 
-def _shape_tuple(shape, layer_name: str) -> tuple:
-    if isinstance(shape, (int, np.integer)):
+def per_sample_shape(shape, owner: str) -> tuple:
+    """A per-sample shape (batch axis excluded) as a tuple of positive ints and ``None``s (a
+    variable length); ``owner`` names the layer or argument in errors."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (shape,)
     try:
         shape = tuple(shape)
     except TypeError:
         raise TypeError(
-            f'Layer "{layer_name}": input_shape must be a tuple of sizes, got {shape!r}'
+            f"{owner}: the shape must be a tuple of sizes such as (784,) or (None, 4), got "
+            f"{shape!r}"
         ) from None
     for size in shape:
         if size is not None and (
             isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0
         ):
             raise ValueError(
-                f'Layer "{layer_name}": input_shape must hold positive sizes (or None), got '
-                f"{shape}"
+                f"{owner}: the shape must hold positive sizes (or None for a variable length), "
+                f"got {shape}"
             )
     return tuple(None if s is None else int(s) for s in shape)
 

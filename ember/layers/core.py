@@ -10,7 +10,7 @@ from ember import activations as activations_module
 from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
-from ember.layers.base import InputSpec, Layer
+from ember.layers.base import InputSpec, Layer, per_sample_shape
 from ember.layers.node import Node, SymbolicTensor
 
 
@@ -229,7 +229,7 @@ class InputLayer(Layer):
         super().__init__(dtype=input_dtype if float_kind else None, **kwargs)
         if shape is None:
             raise TypeError(f'InputLayer "{self.name}" needs a shape, e.g. shape=(784,)')
-        self.shape = _input_shape(shape, self.name)
+        self.shape = per_sample_shape(shape, f'Input "{self.name}"')
         self.batch_size = None if batch_size is None else int(batch_size)
         self.input_dtype = self.dtype if input_dtype is None else np.dtype(input_dtype)
         if self.input_dtype.kind not in "biuf":
@@ -263,27 +263,6 @@ class InputLayer(Layer):
         if self.batch_size is not None:
             config["batch_size"] = self.batch_size
         return config
-
-
-def _input_shape(shape, name: str) -> tuple:
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (shape,)
-    try:
-        shape = tuple(shape)
-    except TypeError:
-        raise TypeError(
-            f'Input "{name}": shape must be a tuple of sizes such as (784,) or (None, 4), got '
-            f"{shape!r}"
-        ) from None
-    for size in shape:
-        if size is not None and (
-            isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0
-        ):
-            raise ValueError(
-                f"Input shape must contain positive sizes (or None for a variable length), got "
-                f"{shape}"
-            )
-    return tuple(None if s is None else int(s) for s in shape)
 
 
 def Input(  # noqa: N802 (Keras' name)

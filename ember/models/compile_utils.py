@@ -21,18 +21,23 @@ from ember import ops, tree
 from ember.tensor import Tensor
 
 
+def _by_output_name(value: dict, output_names: list[str], what: str) -> list:
+    """A dict keyed by output name as one entry per output (``None`` where absent)."""
+    unknown = [key for key in value if key not in output_names]
+    if unknown:
+        raise ValueError(
+            f"{what} has an entry for {unknown[0]!r}, which is not an output of the model; its "
+            f"outputs are {output_names}"
+        )
+    return [value.get(name) for name in output_names]
+
+
 def _per_output(value, output_names: list[str], what: str, single_ok: bool) -> list:
     """``value`` spread over the outputs: a list of len(output_names) entries (``None`` where
     an output has none)."""
     n = len(output_names)
     if isinstance(value, dict):
-        unknown = [key for key in value if key not in output_names]
-        if unknown:
-            raise ValueError(
-                f"compile: {what} has an entry for {unknown[0]!r}, which is not an output of the "
-                f"model; its outputs are {output_names}"
-            )
-        return [value.get(name) for name in output_names]
+        return _by_output_name(value, output_names, f"compile: {what}")
     if isinstance(value, (list, tuple)) and not (single_ok and n == 1 and what == "metrics"):
         if len(value) != n:
             raise ValueError(
@@ -184,13 +189,7 @@ def flatten_targets(y, output_names: list[str], what: str = "y") -> list:
     if y is None:
         return [None] * n
     if isinstance(y, dict):
-        unknown = [key for key in y if key not in output_names]
-        if unknown:
-            raise ValueError(
-                f"{what} has an entry for {unknown[0]!r}, which is not an output of the model; "
-                f"its outputs are {output_names}"
-            )
-        return [y.get(name) for name in output_names]
+        return _by_output_name(y, output_names, what)
     if isinstance(y, (list, tuple)) and n > 1:
         if len(y) != n:
             raise ValueError(

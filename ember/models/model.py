@@ -28,6 +28,8 @@ Example (subclassed, PyTorch style):
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 import ember.models.saving as saving
@@ -473,11 +475,13 @@ def _check_one_tensor(output, layer: Layer, model_name: str) -> None:
 def _container_keys(layers: list[Layer]) -> list:
     """Path segments of a container's layers: a name given by the user, else the class-based
     name counted within this container (``dense``, ``dense_1``), so the paths of a model built
-    twice — or in another process — are the same."""
+    twice — or in another process, or rebuilt from its config — are the same. A name of the
+    generated form (``dense_7`` for a Dense) counts as generated even when it came from a config.
+    """
     keys, counts, used = [], {}, set()
     for layer in layers:
-        if getattr(layer, "_auto_named", False):
-            base = _auto_base(layer)
+        base = _auto_base(layer)
+        if getattr(layer, "_auto_named", False) or re.fullmatch(rf"{base}(_\d+)?", layer.name):
             count = counts.get(base, 0)
             key = base if count == 0 else f"{base}_{count}"
             while key in used:

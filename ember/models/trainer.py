@@ -292,6 +292,16 @@ class Trainer:
         n = num_samples(("x", x), ("y", y), ("sample_weight", sample_weight), method=method)
         return x, y, sample_weight, n
 
+    def _check_training_data(self, x, y, sample_weight, method: str, cast: bool, verb: str):
+        """:meth:`_check_data` plus what training and evaluation need: samples, and targets
+        when a loss is compiled."""
+        x, y, sample_weight, n = self._check_data(x, y, sample_weight, method, cast)
+        if n == 0:
+            raise ValueError(f"{method}: x is empty (0 samples); nothing to {verb}")
+        if y is None and self._compile_loss is not None:
+            raise ValueError(f"{method}: y (the targets) is required")
+        return x, y, sample_weight, n
+
     def _fit_batches(self, x, y, sample_weight, class_weight, batch_size, shuffle,
                      validation_split, validation_data, steps_per_epoch, method):
         """(training batches, validation batches or None) for ``fit``."""
@@ -310,11 +320,9 @@ class Trainer:
             if class_weight is not None:
                 train = _ClassWeighted(train, class_weight, self, method)
         else:
-            x, y, sample_weight, n = self._check_data(x, y, sample_weight, method, cast=True)
-            if n == 0:
-                raise ValueError(f"{method}: x is empty (0 samples); nothing to fit")
-            if y is None and self._compile_loss is not None:
-                raise ValueError(f"{method}: y (the targets) is required")
+            x, y, sample_weight, n = self._check_training_data(
+                x, y, sample_weight, method, cast=True, verb="fit"
+            )
             if validation_data is None and validation_split > 0:
                 n_val = int(n * validation_split)
                 if n_val == 0 or n_val == n:
@@ -541,11 +549,9 @@ class Trainer:
             batches = IterableBatches(x, steps, method)
         else:
             # No whole-array cast: each batch is cast as it is used (memory does not grow with N)
-            x, y, sample_weight, n = self._check_data(x, y, sample_weight, method, cast=False)
-            if n == 0:
-                raise ValueError(f"{method}: x is empty (0 samples); nothing to evaluate")
-            if y is None and self._compile_loss is not None:
-                raise ValueError(f"{method}: y (the targets) is required")
+            x, y, sample_weight, _ = self._check_training_data(
+                x, y, sample_weight, method, cast=False, verb="evaluate"
+            )
             batches = ArrayBatches(x, y, sample_weight, batch_size, shuffle=False)
         callback_list = None
         if callbacks:
@@ -615,9 +621,9 @@ class Trainer:
         """One :meth:`train_step` on exactly this batch; the loss (and metrics) of that batch."""
         method = f"{self.name}.train_on_batch"
         self._require_compiled("train_on_batch")
-        x, y, sample_weight, n = self._check_data(x, y, sample_weight, method, cast=True)
-        if n == 0:
-            raise ValueError(f"{method}: x is empty (0 samples)")
+        x, y, sample_weight, _ = self._check_training_data(
+            x, y, sample_weight, method, cast=True, verb="train on"
+        )
         if class_weight is not None:
             weights = class_sample_weights(class_weight, y, method, self.dtype)
             sample_weight = weights if sample_weight is None else sample_weight * weights
@@ -629,9 +635,9 @@ class Trainer:
         """One :meth:`test_step` on exactly this batch; its loss (and metrics)."""
         method = f"{self.name}.test_on_batch"
         self._require_compiled("test_on_batch")
-        x, y, sample_weight, n = self._check_data(x, y, sample_weight, method, cast=False)
-        if n == 0:
-            raise ValueError(f"{method}: x is empty (0 samples)")
+        x, y, sample_weight, _ = self._check_training_data(
+            x, y, sample_weight, method, cast=False, verb="test on"
+        )
         self.reset_metrics()
         with no_grad():
             logs = _floats(self.test_step((x, y, sample_weight)))
