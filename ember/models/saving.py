@@ -612,7 +612,7 @@ def _check_rng_state(archive: _Archive, state) -> None:
         raise archive.error(f"its saved random state is for {state.get('bit_generator')!r}")
 
 
-def _build_model(archive: _Archive, spec):
+def _build_model(archive: _Archive, spec, custom_objects: dict | None = None):
     """The model rebuilt from the config (without touching the random generator)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise archive.error("its model architecture is malformed")
@@ -629,7 +629,7 @@ def _build_model(archive: _Archive, spec):
         )
     try:
         with _rng_untouched():
-            model = cls.from_config(spec["config"])
+            model = cls.from_config(spec["config"], custom_objects=custom_objects)
     except Exception as exc:
         raise CheckpointError(
             f"checkpoint '{archive.path}': the model could not be rebuilt from its config: "
@@ -774,7 +774,9 @@ def _v1_optimizer_entry(archive: _Archive, named, state: dict, i: int):
     return weight, name, scalars, slots
 
 
-def load_model(path, compile: bool = True, restore_rng: bool = False):  # noqa: A002
+def load_model(  # noqa: A002 (Keras' argument name)
+    path, custom_objects: dict | None = None, compile: bool = True, restore_rng: bool = False
+):
     """Rebuild a model saved by ``model.save(path)``: architecture, weights (bit-exact),
     compile settings and optimizer state; checkpoints of format 1 load too.
 
@@ -785,6 +787,8 @@ def load_model(path, compile: bool = True, restore_rng: bool = False):  # noqa: 
     is set to its state at save time, so training resumed from the checkpoint continues the
     saved run's exact trajectory (shuffling and dropout included); by default the current
     generator is left untouched. ``compile=False`` skips the compile settings and optimizer.
+    ``custom_objects`` maps names of custom layer classes to the classes (as in Keras; classes
+    defined with ``class ...(ember.layers.Layer)`` are found without it).
 
     Example:
         >>> import tempfile, os
@@ -812,7 +816,7 @@ def load_model(path, compile: bool = True, restore_rng: bool = False):  # noqa: 
         _check_rng_state(archive, rng_state)
     compile_config = config.get("compile") if compile else None
     with _rng_untouched():  # nothing below may draw from (or reseed) Ember's generator
-        model = _build_model(archive, config["model"])
+        model = _build_model(archive, config["model"], custom_objects)
         named = _named_weights(model)
         match = _match_by_position if archive.version == 1 else _match_by_name
         members, problems = match(named, file_weights)
