@@ -506,6 +506,12 @@ class Mean(Metric):
     def update_state(
         self, values: ArrayLike | Tensor, sample_weight: ArrayLike | None = None
     ) -> None:
+        if type(values) is float and (sample_weight is None or type(sample_weight) is int):
+            # fast path: one number (the loss of a batch, weighted by its size), every step
+            weight = 1 if sample_weight is None else sample_weight
+            self.total += values * weight
+            self.count += float(weight)
+            return
         values = _float_values(values)
         if not values.size:
             return

@@ -188,6 +188,10 @@ class Layer:
                 "input_shape= / input_dim=, besides their own arguments"
             )
         object.__setattr__(self, "_weights", [])
+        # Names of public attributes that may hold layers (a layer, or a list/tuple/dict that
+        # may contain some), in assignment order: the layer tree is walked at every training
+        # step, so it reads these few attributes instead of scanning every attribute.
+        object.__setattr__(self, "_layer_slots", {})
         self._auto_named = name is None
         self.name = name or unique_name(_snake_case(type(self).__name__))
         self._trainable = bool(trainable)
@@ -211,6 +215,11 @@ class Layer:
     def __setattr__(self, name: str, value) -> None:
         weights = self.__dict__.get("_weights")
         if weights is not None and not name.startswith("_"):
+            slots = self.__dict__["_layer_slots"]
+            if isinstance(value, (Layer, list, tuple, dict)):
+                slots.setdefault(name, None)
+            else:
+                slots.pop(name, None)
             previous = self.__dict__.get(name)
             if isinstance(previous, Parameter) and previous is not value:
                 # Reassigning an attribute replaces the weight it held (PyTorch's behaviour).
@@ -225,7 +234,17 @@ class Layer:
         value = self.__dict__.get(name)
         if isinstance(value, Parameter):
             self._weights[:] = [p for p in self._weights if p is not value]
+        self.__dict__.get("_layer_slots", {}).pop(name, None)
         object.__delattr__(self, name)
+
+    def _layer_attributes(self):
+        """``(name, value)`` of the public attributes that may hold layers, in assignment
+        order (every public attribute for a layer whose ``__init__`` ran late)."""
+        slots = self.__dict__.get("_layer_slots")
+        if slots is None:
+            return [(k, v) for k, v in self.__dict__.items() if not k.startswith("_")]
+        attributes = self.__dict__
+        return [(name, attributes[name]) for name in slots if name in attributes]
 
     # ---------------------------------------------------------------- mode
     def train(self, mode: bool = True) -> Layer:
@@ -304,9 +323,7 @@ class Layer:
         """The layers directly inside this one with the path segments that name them: attribute
         names (``("hidden",)``; ``("blocks", "0")`` for a list), in assignment order."""
         found = []
-        for attribute, value in self.__dict__.items():
-            if attribute.startswith("_") and attribute != "_layers_list":
-                continue
+        for attribute, value in self._layer_attributes():
             if isinstance(value, Layer):
                 found.append(((attribute,), value))
             elif isinstance(value, (list, tuple)):
@@ -320,27 +337,54 @@ class Layer:
         return found
 
     def _sublayers(self) -> list[Layer]:
-        return [layer for _, layer in self._child_layers()]
+        """The layers directly inside this one, in order (what :meth:`_child_layers` names)."""
+        found = []
+        for _, value in self._layer_attributes():
+            if isinstance(value, Layer):
+                found.append(value)
+            elif isinstance(value, (list, tuple)):
+                found.extend(v for v in value if isinstance(v, Layer))
+            elif isinstance(value, dict):
+                found.extend(v for v in value.values() if isinstance(v, Layer))
+        return found
 
-    def _named_layers(self) -> list[tuple[tuple[str, ...], Layer, bool]]:
+    def _named_layers(self, paths: bool = True) -> list[tuple[tuple[str, ...], Layer, bool]]:
         """``(path, layer, trainable)`` for this layer (path ``()``) and every nested layer, each
         once, parents before children; ``trainable`` is False when the layer or any layer on its
-        path is frozen (Keras: a frozen container's weights are all non-trainable)."""
+        path is frozen (Keras: a frozen container's weights are all non-trainable). With
+        ``paths=False`` the paths are ``None`` (cheaper: the walk ``fit`` makes at every step)."""
 
         def children(entry):
             path, layer, trainable = entry
-            return reversed(
-                [(path + key, child, trainable and child._trainable)
-                 for key, child in layer._child_layers()]
-            )
+            if paths:
+                found = [
+                    (path + key, child, trainable and child._trainable)
+                    for key, child in layer._child_layers()
+                ]
+            else:
+                found = [(None, child, trainable and child._trainable)
+                         for child in layer._sublayers()]
+            found.reverse()
+            return found
 
         root = ((), self, self._trainable)
         order = topological_order([root], children, key=lambda entry: id(entry[1]))
-        return order[::-1]
+        order.reverse()
+        return order
 
     def _all_layers(self) -> list[Layer]:
         """This layer and every nested layer, each once, parents before children."""
-        return [layer for _, layer, _ in self._named_layers()]
+        return [layer for _, layer, _ in self._named_layers(paths=False)]
+
+    def _weights_and_flags(self) -> list[tuple[Parameter, bool]]:
+        """``(weight, trainable)`` for every weight, each once, in :attr:`weights` order."""
+        found, seen = [], set()
+        for _, layer, layer_trainable in self._named_layers(paths=False):
+            for p in layer._weights:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    found.append((p, layer_trainable and p.trainable))
+        return found
 
     def _named_weights(self) -> list[tuple[tuple[str, ...], Parameter, bool]]:
         """``(path, weight, trainable)`` for every weight, each once, in :attr:`weights` order.
@@ -366,17 +410,17 @@ class Layer:
     @property
     def weights(self) -> list[Parameter]:
         """All weights of this layer and its sublayers (trainable first within each layer)."""
-        return [p for _, p, _ in self._named_weights()]
+        return [p for p, _ in self._weights_and_flags()]
 
     @property
     def trainable_weights(self) -> list[Parameter]:
         """The weights ``fit`` and the optimizers update: trainable weights of layers that are
         trainable, as are all the layers around them."""
-        return [p for _, p, trainable in self._named_weights() if trainable]
+        return [p for p, trainable in self._weights_and_flags() if trainable]
 
     @property
     def non_trainable_weights(self) -> list[Parameter]:
-        return [p for _, p, trainable in self._named_weights() if not trainable]
+        return [p for p, trainable in self._weights_and_flags() if not trainable]
 
     trainable_variables = trainable_weights  # TensorFlow's spelling
     non_trainable_variables = non_trainable_weights

@@ -34,7 +34,7 @@ import numpy as np
 
 import ember.models.saving as saving
 from ember import tree
-from ember.layers.base import Layer
+from ember.layers.base import Layer, _snake_case
 from ember.layers.core import Input, InputLayer, input_symbol
 from ember.layers.node import SymbolicTensor
 from ember.models.functional import FunctionalGraph, layer_from_config
@@ -71,6 +71,11 @@ class Model(Trainer, Layer):
         if self._graph is None:
             return super()._child_layers()
         return _container_keys(self._graph.layers)
+
+    def _sublayers(self) -> list[Layer]:
+        if self._graph is None:
+            return super()._sublayers()
+        return list(self._graph.layers)
 
     @property
     def layers(self) -> list[Layer]:
@@ -368,6 +373,9 @@ class Sequential(Model):
     def _child_layers(self):
         return _container_keys(self._stack)
 
+    def _sublayers(self) -> list[Layer]:
+        return list(self._stack)
+
     def _known_output_names(self):
         return [self._stack[-1].name] if self._stack else None
 
@@ -499,9 +507,13 @@ def _container_keys(layers: list[Layer]) -> list:
 
 
 def _auto_base(layer: Layer) -> str:
-    from ember.layers.base import _snake_case
-
-    return _snake_case(type(layer).__name__)
+    """The generated-name base of a layer's class (``max_pooling2d``), computed once per class."""
+    cls = type(layer)
+    base = cls.__dict__.get("_snake_name")
+    if base is None:
+        base = _snake_case(cls.__name__)
+        cls._snake_name = base
+    return base
 
 
 def _shape_text(outputs) -> str:

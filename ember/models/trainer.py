@@ -159,10 +159,19 @@ class Trainer:
         found.extend(self._output_loss_trackers.values())
         if self._compile_metrics is not None:
             found.extend(self._compile_metrics.metrics)
-        for value in self.__dict__.values():
+        attributes = self.__dict__
+        for name in attributes.get("_metric_attributes", ()):
+            value = attributes.get(name)
             if isinstance(value, metrics_module.Metric) and value not in found:
                 found.append(value)
         return found
+
+    def __setattr__(self, name: str, value) -> None:
+        # Metric objects assigned as attributes (a custom train_step's trackers) are reported
+        # by `metrics`; remembering their names spares a scan of every attribute per step.
+        if isinstance(value, metrics_module.Metric):
+            self.__dict__.setdefault("_metric_attributes", {})[name] = None
+        super().__setattr__(name, value)
 
     @property
     def metrics_names(self) -> list[str]:
