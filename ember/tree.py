@@ -46,6 +46,8 @@ def flatten(structure: Any) -> list:
 
     Iterative, so deep structures never hit the recursion limit.
     """
+    if not isinstance(structure, (list, tuple, dict)):
+        return [structure]  # the common case (one tensor), on every training step
     leaves: list = []
     stack = [structure]
     while stack:
@@ -126,6 +128,8 @@ def map_structure(fn: Callable, *structures: Any) -> Any:
     if not structures:
         raise TypeError("map_structure needs at least one structure")
     first = structures[0]
+    if len(structures) == 1 and not isinstance(first, (list, tuple, dict)):
+        return fn(first)  # one leaf: the common case
     for other in structures[1:]:
         assert_same_structure(first, other)
     columns = [flatten(s) for s in structures]

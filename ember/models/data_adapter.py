@@ -143,6 +143,8 @@ def take(structure, index):
     """Rows ``index`` (a slice or an index array) of every array in ``structure``."""
     if structure is None:
         return None
+    if isinstance(structure, np.ndarray):
+        return structure[index]
     return tree.map_structure(lambda a: None if a is None else a[index], structure)
 
 
