@@ -455,11 +455,10 @@ class Optimizer:
                     f"{owner}: variable {i} is a {type(v).__name__}, expected an ember Tensor "
                     "(such as an entry of model.trainable_weights)"
                 )
-            label = f"{i} ({v.name!r})" if v.name else f"{i}"
             if id(v) in seen:
-                raise ValueError(f"{owner}: variable {label} is given twice; pass each once")
+                raise ValueError(f"{owner}: variable {_label(i, v)} is given twice; pass each once")
             seen.add(id(v))
-            arrays.append(_gradient_array(g, v, f"{owner}: the gradient of variable {label}"))
+            arrays.append(_gradient_array(g, v, owner, i))
         self.add_params(variables)
         index = {id(p): k for k, p in enumerate(self.params)}
         self._apply_updates([(v, self.state[index[id(v)]], g) for v, g in zip(variables, arrays)])
@@ -628,10 +627,14 @@ def _check_number(name: str, value, owner: str, low: float = 0.0, high: float = 
     return value
 
 
-def _gradient_array(grad, variable: Tensor, what: str) -> np.ndarray | None:
+def _label(index: int, variable: Tensor) -> str:
+    return f"{index} ({variable.name!r})" if variable.name else f"{index}"
+
+
+def _gradient_array(grad, variable: Tensor, owner: str, index: int) -> np.ndarray | None:
     """``grad`` (array, Tensor or ``None``) as an array of ``variable``'s dtype and shape.
 
-    ``what`` starts the error messages (it names the optimizer and the variable). A gradient of
+    Errors name the optimizer (``owner``) and the variable (``index`` and name). A gradient of
     another float dtype is cast to the variable's, as ``.grad`` always has the leaf's dtype.
     """
     if grad is None:
@@ -639,9 +642,10 @@ def _gradient_array(grad, variable: Tensor, what: str) -> np.ndarray | None:
     if isinstance(grad, Tensor):
         grad = grad.data
     array = xp.asarray(grad)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(f"{what} has dtype {array.dtype}, expected a numeric array")
-    if array.shape != variable.shape:
+    if array.dtype.kind not in "iuf" or array.shape != variable.shape:
+        what = f"{owner}: the gradient of variable {_label(index, variable)}"
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"{what} has dtype {array.dtype}, expected a numeric array")
         raise ValueError(f"{what} has shape {array.shape}, the variable has shape {variable.shape}")
     return array if array.dtype == variable.dtype else array.astype(variable.dtype)
 

@@ -868,6 +868,28 @@ class Tensor:
         """
         return _ops.cast(self, np.float64)
 
+    def to(self, device=None, dtype=None) -> Tensor:
+        """PyTorch's ``x.to(device)``: Ember computes on the CPU, so ``"cpu"`` (or ``None``)
+        returns the tensor itself; another device is an error. ``dtype=`` casts.
+
+        Example:
+            >>> x = ember.ones((2,))
+            >>> x.to("cpu") is x
+            True
+        """
+        check_device(device)
+        return self if dtype is None else _ops.cast(self, dtype)
+
+
+def check_device(device) -> None:
+    """Accept the CPU (the only device Ember computes on), refuse any other clearly."""
+    name = str(device).split(":")[0] if device is not None else "cpu"
+    if name != "cpu":
+        raise ValueError(
+            f"Ember computes on the CPU with NumPy; device {device!r} is not available. Use "
+            "'cpu' (e.g. device = 'cpu' where PyTorch code picks 'cuda' or 'mps')"
+        )
+
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """Create a :class:`Tensor` (``ember.tensor([1., 2.], requires_grad=True)``).

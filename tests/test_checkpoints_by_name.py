@@ -296,6 +296,7 @@ def test_P1_multi_input_multi_output_round_trip_and_resume(tmp_path):
     assert ember.get_rng_state() == saved_rng  # ...it is back at the save
     resumed_history = resumed.fit([xa, xb], y, batch_size=8, epochs=2, verbose=0).history
     assert resumed_history == history
+    assert set(history) == {"loss", "score_loss", "label_loss", "label_accuracy"}  # per output
     assert _same(resumed.get_weights(), model.get_weights())
 
 

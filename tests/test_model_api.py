@@ -506,3 +506,40 @@ def test_B6_fit_and_evaluate_on_empty_data_raise_and_predict_returns_zero_rows()
     with pytest.raises(ValueError, match=r"x is empty \(0 samples\)"):
         model.evaluate(empty, np.zeros((0, 3)), verbose=0)
     assert model.predict(empty, verbose=0).shape == (0, 3)
+
+
+def test_layer_call_passes_several_positional_tensors_and_a_dict():
+    class Bilinear(ember.layers.Layer):
+        def build(self, a_shape, b_shape):  # Keras 3: the shape of each tensor argument
+            self.w = self.add_weight((a_shape[-1], b_shape[-1]), initializer="ones", name="w")
+
+        def call(self, a, b):
+            return ember.ops.sum((a @ self.w) * b, axis=-1, keepdims=True)
+
+    class Weighted(ember.layers.Layer):
+        def call(self, inputs):
+            return inputs["x"] * inputs["scale"]
+
+    layer = Bilinear()
+    a = np.ones((2, 3), np.float32)
+    b = np.full((2, 4), 2.0, np.float32)
+    np.testing.assert_array_equal(layer(a, b).numpy(), np.full((2, 1), 24.0, np.float32))
+    assert layer.w.shape == (3, 4)
+    # the same layer in a functional graph, with a dict input for another layer
+    ia, ib = ember.Input(shape=(3,)), ember.Input(shape=(4,))
+    out = Weighted()({"x": layer(ia, ib), "scale": ember.layers.Dense(1)(ia)})
+    assert out.shape == (None, 1)
+    model = ember.Model([ia, ib], out)
+    grads = ember.grad(ember.ops.sum(model([a, b])), model.trainable_weights)
+    assert len(grads) == 3 and all(np.all(np.isfinite(g)) and np.any(g != 0) for g in grads)
+
+
+def test_pytorch_device_moves_are_accepted_on_the_cpu_and_refused_elsewhere():
+    model = ember.Sequential([layers.Dense(2)])
+    x = ember.ones((1, 3))
+    assert model.to("cpu") is model and x.to("cpu") is x and x.to("cpu:0") is x
+    assert x.to(dtype="float64").dtype == np.float64
+    with pytest.raises(ValueError, match="device 'cuda' is not available"):
+        model.to("cuda")
+    with pytest.raises(ValueError, match="device 'mps' is not available"):
+        x.to("mps")

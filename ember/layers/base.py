@@ -18,7 +18,7 @@ from ember._graph import topological_order
 from ember.backend import float_dtype
 from ember.layers.node import contains_symbolic, record_call
 from ember.ops import cast
-from ember.tensor import Tensor, _as_array
+from ember.tensor import Tensor, _as_array, check_device
 from ember.variables import Parameter
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
@@ -446,6 +446,11 @@ class Layer:
         """
         return [(".".join(path), p) for path, p, _ in self._named_weights()]
 
+    def to(self, device=None) -> Layer:
+        """PyTorch's ``model.to(device)``: ``"cpu"`` (Ember's only device) returns the layer."""
+        check_device(device)
+        return self
+
     def zero_grad(self) -> None:
         """Reset the ``.grad`` of every weight to ``None`` (``torch.nn.Module.zero_grad``)."""
         for p in self.weights:
@@ -649,10 +654,14 @@ class Layer:
             if "inputs" not in kwargs:
                 raise TypeError(f'Layer "{self.name}" was called without inputs')
             args = (kwargs.pop("inputs"),)
-        if contains_symbolic(args, kwargs):  # functional API: record the call, don't compute
-            return record_call(self, args, kwargs, training)
-        inputs = self._convert_inputs(args[0])
-        args = (inputs,) + tuple(_convert_argument(a) for a in args[1:])
+        if len(args) == 1 and not kwargs and type(args[0]) is Tensor:
+            inputs = self._convert_inputs(args[0])  # the common case: one tensor, nothing else
+            args = (inputs,)
+        else:
+            if contains_symbolic(args, kwargs):  # functional API: record the call, not compute
+                return record_call(self, args, kwargs, training)
+            inputs = self._convert_inputs(args[0])
+            args = (inputs,) + tuple(_convert_argument(a) for a in args[1:])
         if not self.built:
             self._check_input(inputs)
             self._build_from(args)
