@@ -34,18 +34,29 @@ def topological_order(
     """
     order: list[Node] = []
     visited: set = set()
-    stack: list[tuple[Node, bool]] = [(root, False) for root in reversed(list(roots))]
+    # A node is pushed, then the marker above it; its dependencies go above both. Popping the
+    # marker means they are all done, and the node below it is next in the order. (No tuple per
+    # visit: this walk runs at every backward and every training step.)
+    stack: list = list(reversed(list(roots)))
+    push, pop, seen, mark = stack.append, stack.pop, visited.add, order.append
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
+        node = pop()
+        if node is _EXPANDED:
+            mark(pop())
             continue
         node_key = key(node)
         if node_key in visited:
             continue
-        visited.add(node_key)
-        stack.append((node, True))
-        for child in reversed(tuple(dependencies(node))):
+        seen(node_key)
+        push(node)
+        push(_EXPANDED)
+        children = dependencies(node)
+        if not isinstance(children, (list, tuple)):
+            children = tuple(children)
+        for child in reversed(children):
             if key(child) not in visited:
-                stack.append((child, False))
+                push(child)
     return order
+
+
+_EXPANDED = object()  # the marker: "the node below me has all its dependencies in the order"

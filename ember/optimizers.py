@@ -459,9 +459,14 @@ class Optimizer:
                 raise ValueError(f"{owner}: variable {_label(i, v)} is given twice; pass each once")
             seen.add(id(v))
             arrays.append(_gradient_array(g, v, owner, i))
-        self.add_params(variables)
-        index = {id(p): k for k, p in enumerate(self.params)}
-        self._apply_updates([(v, self.state[index[id(v)]], g) for v, g in zip(variables, arrays)])
+        params = self.params
+        if len(variables) == len(params) and all(v is p for v, p in zip(variables, params)):
+            states = self.state  # the usual step: the same variables as last time, in order
+        else:
+            self.add_params(variables)
+            index = {id(p): k for k, p in enumerate(self.params)}
+            states = [self.state[index[id(v)]] for v in variables]
+        self._apply_updates(list(zip(variables, states, arrays)))
 
     def _apply_updates(self, entries: list[tuple[Tensor, dict, np.ndarray | None]]) -> None:
         """One optimizer step over ``(param, state, grad)`` entries: the one place shared by

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import operator
 import re
 import threading
 from collections import defaultdict
@@ -368,7 +369,7 @@ class Layer:
             return found
 
         root = ((), self, self._trainable)
-        order = topological_order([root], children, key=lambda entry: id(entry[1]))
+        order = topological_order([root], children, key=_entry_layer)
         order.reverse()
         return order
 
@@ -666,7 +667,7 @@ class Layer:
             self._check_input(inputs)
             self._build_from(args)
         self._check_input(inputs)
-        self._losses = []
+        self.__dict__["_losses"] = []  # (directly: this runs at every call of every layer)
         if training is None:
             training = _call_context.training
             if training is None:
@@ -773,6 +774,9 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+_entry_layer = operator.itemgetter(1)  # a walk entry's layer (layers hash by identity)
 
 
 class ParameterList(list):

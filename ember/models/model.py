@@ -423,8 +423,10 @@ class Sequential(Model):
         return super().__call__(*args, training=training, **kwargs)
 
     def call(self, inputs, training=None):
-        if self._input_layer is not None:
-            inputs = self._input_layer(inputs)
+        input_layer = self._input_layer
+        if input_layer is not None:  # its checks and dtype cast, without a full layer call
+            input_layer._check_input(inputs)
+            inputs = input_layer.call(inputs)
         for layer in self._stack:
             inputs = layer(inputs, training=training)
         return inputs
