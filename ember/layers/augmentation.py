@@ -24,6 +24,28 @@ _FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
 
 class _ImageAugmentation(_RandomLayer):
+    def _factor(self, name: str, value) -> tuple[float, float]:
+        """Keras' rule for a random range: a number ``f`` in [-1, 1] means ``(-|f|, |f|)``; a
+        pair ``(low, high)`` is sorted; both ends must lie in [-1, 1]."""
+        try:
+            if isinstance(value, (bool, np.bool_)):
+                raise TypeError
+            if np.isscalar(value):
+                low, high = -abs(float(value)), abs(float(value))
+            else:
+                pair = list(value)
+                if len(pair) != 2 or any(isinstance(v, (bool, np.bool_)) for v in pair):
+                    raise TypeError
+                low, high = sorted(float(v) for v in pair)
+        except (TypeError, ValueError):
+            low = high = math.nan
+        if not (-1.0 <= low <= high <= 1.0):
+            raise ValueError(
+                f'Layer "{self.name}": {name} must be a fraction in [-1, 1] or a pair (low, high) '
+                f"of them, got {value!r}"
+            )
+        return (low, high)
+
     def __init__(self, data_format=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.data_format = _data_format(data_format, self.name)
@@ -144,18 +166,6 @@ class RandomTranslation(_ImageAugmentation):
         self.fill_mode = fill_mode
         self.fill_value = float(fill_value)
 
-    def _factor(self, name: str, value) -> tuple[float, float]:
-        try:
-            low, high = (-float(value), float(value)) if np.isscalar(value) else map(float, value)
-        except (TypeError, ValueError):
-            low = high = math.nan
-        if not (-1.0 <= low <= high <= 1.0):
-            raise ValueError(
-                f'Layer "{self.name}": {name} must be a fraction in [0, 1] or a pair (low, high) '
-                f"with -1 <= low <= high <= 1, got {value!r}"
-            )
-        return (low, high)
-
     def call(self, inputs, training=False):
         if not training:
             return inputs
@@ -248,7 +258,7 @@ class RandomRotation(_ImageAugmentation):
         **kwargs,
     ):
         super().__init__(data_format, seed, **kwargs)
-        self.factor = self._factor(factor)
+        self.factor = self._factor("factor", factor)
         if fill_mode not in _FILL_MODES:
             raise ValueError(
                 f'Layer "{self.name}": fill_mode must be one of {_FILL_MODES}, got {fill_mode!r}'
@@ -265,27 +275,6 @@ class RandomRotation(_ImageAugmentation):
             raise ValueError(
                 f'Layer "{self.name}": fill_value must be a finite number, got {fill_value!r}'
             )
-
-    def _factor(self, value) -> tuple[float, float]:
-        """Keras' rule: a number ``f`` in [-1, 1] means ``(-|f|, |f|)``; a pair is sorted."""
-        try:
-            if isinstance(value, (bool, np.bool_)):
-                raise TypeError
-            if np.isscalar(value):
-                low, high = -abs(float(value)), abs(float(value))
-            else:
-                pair = list(value)
-                if len(pair) != 2 or any(isinstance(v, (bool, np.bool_)) for v in pair):
-                    raise TypeError
-                low, high = sorted(float(v) for v in pair)
-        except (TypeError, ValueError):
-            low = high = math.nan
-        if not (-1.0 <= low <= high <= 1.0):
-            raise ValueError(
-                f'Layer "{self.name}": factor must be a fraction of a turn in [-1, 1] or a pair '
-                f"(low, high) of them, got {value!r}"
-            )
-        return (low, high)
 
     def call(self, inputs, training=False):
         if not training or self.factor == (0.0, 0.0):
