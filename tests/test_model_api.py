@@ -543,3 +543,24 @@ def test_pytorch_device_moves_are_accepted_on_the_cpu_and_refused_elsewhere():
         model.to("cuda")
     with pytest.raises(ValueError, match="device 'mps' is not available"):
         x.to("mps")
+
+
+def test_pytorch_attribute_names_output_and_layers_hold_sublayers():
+    class Net(ember.Model):
+        def __init__(self):
+            super().__init__()
+            self.layers = [layers.Dense(4, activation="relu"), layers.Dense(4)]
+            self.output = layers.Dense(2)  # PyTorch code often names the last layer so
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return self.output(x)
+
+    net = Net()
+    assert net(np.ones((3, 5))).shape == (3, 2)
+    assert isinstance(net.output, layers.Dense) and len(net.layers) == 2
+    assert [name for name, _ in net.named_parameters()] == [
+        "layers.0.kernel", "layers.0.bias", "layers.1.kernel", "layers.1.bias",
+        "output.kernel", "output.bias",
+    ]

@@ -100,6 +100,25 @@ class InputSpec:
         self.ndim, self.min_ndim, self.axes, self.layout = ndim, min_ndim, axes or {}, layout
 
 
+_ABSENT = object()
+
+
+def overridable_property(getter):
+    """A read-only property that an attribute of the same name replaces: PyTorch code names its
+    sublayers ``self.output`` or ``self.layers``, which must not clash with Keras' ``output`` /
+    ``layers`` properties. Assigning stores the value on the instance; reading returns it."""
+    name = getter.__name__
+
+    def read(self):
+        own = self.__dict__.get(name, _ABSENT)
+        return getter(self) if own is _ABSENT else own
+
+    def write(self, value):
+        self.__dict__[name] = value
+
+    return property(read, write, doc=getter.__doc__)
+
+
 class Layer:
     """Base class of all layers.
 
@@ -608,14 +627,14 @@ class Layer:
         self._losses.append(loss.reshape(()))
 
     # ---------------------------------------------------------------- functional graph
-    @property
+    @overridable_property
     def input(self):
         """The symbolic input of this layer in a functional graph (its one call's first
         argument); an error when the layer was never called on symbolic tensors, or several
         times."""
         return self._only_node("input").args[0]
 
-    @property
+    @overridable_property
     def output(self):
         """The symbolic output of this layer's one call in a functional graph."""
         return self._only_node("output").outputs

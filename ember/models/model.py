@@ -34,7 +34,7 @@ import numpy as np
 
 import ember.models.saving as saving
 from ember import tree
-from ember.layers.base import Layer, _snake_case
+from ember.layers.base import Layer, _snake_case, overridable_property
 from ember.layers.core import Input, InputLayer, input_symbol
 from ember.layers.node import SymbolicTensor
 from ember.models.functional import FunctionalGraph, layer_from_config
@@ -77,7 +77,7 @@ class Model(Trainer, Layer):
             return super()._sublayers()
         return list(self._graph.layers)
 
-    @property
+    @overridable_property
     def layers(self) -> list[Layer]:
         """The layers of the model, in order (a functional model's ``Input`` layers first)."""
         if self._graph is not None:
@@ -94,12 +94,12 @@ class Model(Trainer, Layer):
         """The symbolic outputs (a list)."""
         return tree.flatten(self._require_graph("outputs").outputs)
 
-    @property
+    @overridable_property
     def input(self):
         """The symbolic input(s), in the structure given to ``Model(inputs, ...)``."""
         return self._require_graph("input").inputs
 
-    @property
+    @overridable_property
     def output(self):
         """The symbolic output(s), in the structure given to ``Model(..., outputs)``."""
         return self._require_graph("output").outputs
