@@ -447,6 +447,14 @@ class Optimizer:
                 f"{owner}: no variables given and the optimizer knows none yet; pass the "
                 "gradients with their variables (such as model.trainable_weights)"
             )
+        params = self.params
+        if len(variables) == len(params) and all(v is p for v, p in zip(variables, params)):
+            # the usual step: the same (checked, distinct) variables as last time, in order
+            arrays = [
+                _gradient_array(g, v, owner, i) for i, (g, v) in enumerate(zip(grads, params))
+            ]
+            self._apply_updates(list(zip(params, self.state, arrays)))
+            return
         seen: set[int] = set()
         arrays = []
         for i, (g, v) in enumerate(zip(grads, variables)):
@@ -459,13 +467,9 @@ class Optimizer:
                 raise ValueError(f"{owner}: variable {_label(i, v)} is given twice; pass each once")
             seen.add(id(v))
             arrays.append(_gradient_array(g, v, owner, i))
-        params = self.params
-        if len(variables) == len(params) and all(v is p for v, p in zip(variables, params)):
-            states = self.state  # the usual step: the same variables as last time, in order
-        else:
-            self.add_params(variables)
-            index = {id(p): k for k, p in enumerate(self.params)}
-            states = [self.state[index[id(v)]] for v in variables]
+        self.add_params(variables)
+        index = {id(p): k for k, p in enumerate(self.params)}
+        states = [self.state[index[id(v)]] for v in variables]
         self._apply_updates(list(zip(variables, states, arrays)))
 
     def _apply_updates(self, entries: list[tuple[Tensor, dict, np.ndarray | None]]) -> None:

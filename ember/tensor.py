@@ -954,9 +954,11 @@ def _seed(root: Tensor, gradient, implicit_ones: bool) -> np.ndarray:
     return seed.astype(root.dtype, copy=False)
 
 
-def _run_backward(root: Tensor, gradient, retain_graph: bool, targets):
+def _run_backward(root: Tensor, gradient, retain_graph: bool, targets, prune: bool = True):
     """Propagate from ``root``. With ``targets`` (a list of tensors), return a dict from
-    ``id(target)`` to its gradient instead of touching any ``.grad``."""
+    ``id(target)`` to its gradient instead of touching any ``.grad``. ``prune=False`` (for a
+    caller that knows every leaf needing a gradient is a target, as ``fit`` does when no weight
+    is frozen) runs the whole graph and skips the pass that finds the nodes to leave out."""
     if not isinstance(root, Tensor):
         raise TypeError(f"backward needs a Tensor, got {type(root).__name__}")
     if not root.requires_grad:
@@ -966,10 +968,12 @@ def _run_backward(root: Tensor, gradient, retain_graph: bool, targets):
         )
     if root._backward is _FREED:
         raise RuntimeError(_SECOND_BACKWARD)
-    return _propagate([root], [_seed(root, gradient, False)], retain_graph, targets)
+    return _propagate([root], [_seed(root, gradient, False)], retain_graph, targets, prune)
 
 
-def _propagate(roots: list, seeds: list, retain_graph: bool, targets) -> dict | None:
+def _propagate(
+    roots: list, seeds: list, retain_graph: bool, targets, prune: bool = True
+) -> dict | None:
     """The engine: reverse topological order from ``roots`` (each requiring grad), seeded with
     ``seeds``. Without ``targets`` every leaf's ``.grad`` accumulates; with ``targets`` only the
     nodes from which some target is reachable run their backward (the rest of the graph is
@@ -987,6 +991,7 @@ def _propagate(roots: list, seeds: list, retain_graph: bool, targets) -> dict | 
     results: dict[int, np.ndarray] = {}
     if targets is not None:
         wanted = {id(t) for t in targets}
+    if targets is not None and prune:
         for node in order:  # parents come first, so `needed` is complete for them
             for parent in node._parents:
                 key = id(parent)
@@ -1006,7 +1011,7 @@ def _propagate(roots: list, seeds: list, retain_graph: bool, targets) -> dict | 
             if wanted is None:
                 _accumulate_leaf(node, g)
             continue
-        if wanted is not None and key not in needed:
+        if prune and wanted is not None and key not in needed:
             # No target below this node: skip it (and keep its graph). A freed node has lost
             # its parents, so whether a target lies below is unknown: refuse, unless it is
             # itself a target (its own gradient is complete).

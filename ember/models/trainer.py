@@ -238,9 +238,13 @@ class Trainer:
             self._loss_tracker.update_state(value, sample_weight=_batch_size(y_pred))
         if not math.isfinite(value):
             return self.get_metrics_result()  # the update is skipped; fit decides what follows
-        variables = self.trainable_weights
+        weights = self._weights_and_flags()
+        variables = [p for p, trainable in weights if trainable]
         if variables:  # a model without trainable weights (only add_loss terms) just reports
-            gradients = self._gradients(loss, variables, value)
+            # With frozen weights the backward is pruned to the trainable ones (a frozen base
+            # costs nothing); without, every leaf is wanted and the pruning pass is skipped.
+            prune = len(variables) != len(weights)
+            gradients = self._gradients(loss, variables, value, prune)
             self.optimizer.apply(gradients, variables)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
@@ -258,12 +262,12 @@ class Trainer:
         x, _, _ = unpack_batch(data)
         return self(x, training=False)
 
-    def _gradients(self, loss: Tensor, variables: list, value: float) -> list:
+    def _gradients(self, loss: Tensor, variables: list, value: float, prune: bool = True) -> list:
         """d loss / d variable (``None`` where the loss does not depend on one); an inf/NaN
         gradient raises before any update."""
         if not variables:
             return []
-        by_id = _run_backward(loss, None, False, targets=variables)
+        by_id = _run_backward(loss, None, False, targets=variables, prune=prune)
         gradients = [by_id.get(id(p)) for p in variables]
         for p, g in zip(variables, gradients):
             # one cheap pass (a sum propagates NaN/inf); the exact test only when it fails
