@@ -463,58 +463,59 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             callback_list.on_epoch_begin(epoch)
-            logs = self._run_epoch(train, epoch, epochs, callback_list, verbose, method)
-            if validation is not None:
-                callback_list.on_test_begin()
-                val_logs = self._evaluate_batches(validation, callback_list)
-                callback_list.on_test_end(val_logs)
-                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            bar = progress_bar(verbose, train.steps, f"Epoch {epoch + 1}/{epochs}")
+            try:
+                logs = self._run_epoch(train, epoch, epochs, callback_list, bar, method)
+                if validation is not None:
+                    callback_list.on_test_begin()
+                    val_logs = self._evaluate_batches(validation, callback_list)
+                    callback_list.on_test_end(val_logs)
+                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                if bar is not None:  # the epoch's line ends with its validation results
+                    bar.set_postfix_str(format_logs(logs), refresh=False)
+            finally:
+                if bar is not None:
+                    bar.close()
             if verbose == 2:
                 print(f"Epoch {epoch + 1}/{epochs} - {format_logs(logs)}", flush=True)
-            elif verbose == 1 and validation is not None:
-                print(f"  {format_logs(logs)}", flush=True)
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
         callback_list.on_train_end(logs)  # the last epoch's logs, as Keras passes
         return history
 
-    def _run_epoch(self, train, epoch, epochs, callback_list, verbose, method) -> dict:
-        bar = progress_bar(verbose, train.steps, f"Epoch {epoch + 1}/{epochs}")
+    def _run_epoch(self, train, epoch, epochs, callback_list, bar, method) -> dict:
+        """One pass of ``train_step`` over the training batches; the epoch's logs."""
         logs: dict = {}
         step = -1
-        try:
-            for step, batch in enumerate(train.epoch()):
-                callback_list.on_train_batch_begin(step)
-                try:
-                    logs = _floats(self.train_step(batch))
-                    value = logs.get("loss")
-                    finite = value is None or math.isfinite(value)
-                    problem = None if finite else f"the loss became {value}"
-                except NonFiniteLossError as exc:
-                    problem, value = str(exc), None
-                if problem is not None:
-                    if value is not None:
-                        # The step was not applied; a callback (TerminateOnNaN) may choose to
-                        # end training cleanly instead of the exception below.
-                        callback_list.on_train_batch_end(step, logs)
-                        if self.stop_training:
-                            break
-                    steps = "?" if train.steps is None else train.steps
-                    raise NonFiniteLossError(
-                        f"{method}: {problem} at epoch {epoch + 1}, batch {step + 1} of {steps}; "
-                        "training stopped and the weights are those after the last finite step. "
-                        "Lower the learning rate, scale the inputs, or check the data and labels"
-                    )
-                if bar is not None:
-                    bar.set_postfix_str(format_logs(logs), refresh=False)
-                    bar.update(1)
-                callback_list.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
-        finally:
+        for step, batch in enumerate(train.epoch()):
+            callback_list.on_train_batch_begin(step)
+            try:
+                logs = _floats(self.train_step(batch))
+                value = logs.get("loss")
+                finite = value is None or math.isfinite(value)
+                problem = None if finite else f"the loss became {value}"
+            except NonFiniteLossError as exc:
+                problem, value = str(exc), None
+            if problem is not None:
+                if value is not None:
+                    # The step was not applied; a callback (TerminateOnNaN) may choose to
+                    # end training cleanly instead of the exception below.
+                    callback_list.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
+                steps = "?" if train.steps is None else train.steps
+                raise NonFiniteLossError(
+                    f"{method}: {problem} at epoch {epoch + 1}, batch {step + 1} of {steps}; "
+                    "training stopped and the weights are those after the last finite step. "
+                    "Lower the learning rate, scale the inputs, or check the data and labels"
+                )
             if bar is not None:
-                bar.close()
+                bar.set_postfix_str(format_logs(logs), refresh=False)
+                bar.update(1)
+            callback_list.on_train_batch_end(step, logs)
+            if self.stop_training:
+                break
         if step < 0:
             raise ValueError(
                 f"{method}: the training data gave no batch in epoch {epoch + 1}; a generator is "
