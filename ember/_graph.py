@@ -35,10 +35,13 @@ def topological_order(
     order: list[Node] = []
     visited: set = set()
     # A node is pushed, then the marker above it; its dependencies go above both. Popping the
-    # marker means they are all done, and the node below it is next in the order. (No tuple per
-    # visit: this walk runs at every backward and every training step.)
-    stack: list = list(reversed(list(roots)))
-    push, pop, seen, mark = stack.append, stack.pop, visited.add, order.append
+    # marker means they are all done, and the node below it is next in the order. Dependencies
+    # are pushed without looking them up: one already visited is skipped when popped. (No tuple
+    # per visit: this walk runs at every backward and every training step.)
+    stack: list = list(roots)
+    stack.reverse()
+    push, pop, extend = stack.append, stack.pop, stack.extend
+    seen, mark = visited.add, order.append
     while stack:
         node = pop()
         if node is _EXPANDED:
@@ -51,11 +54,10 @@ def topological_order(
         push(node)
         push(_EXPANDED)
         children = dependencies(node)
-        if not isinstance(children, (list, tuple)):
-            children = tuple(children)
-        for child in reversed(children):
-            if key(child) not in visited:
-                push(child)
+        if children:
+            if not isinstance(children, (list, tuple)):
+                children = tuple(children)
+            extend(children[::-1])
     return order
 
 
