@@ -67,19 +67,8 @@ from ember.ops import (
     var,
     where,
 )
-from ember.creation import (
-    arange,
-    eye,
-    full,
-    full_like,
-    linspace,
-    ones,
-    ones_like,
-    rand,
-    randn,
-    zeros,
-    zeros_like,
-)
+from ember import creation as _creation
+from ember.creation import *  # noqa: F403 (the creation functions, listed once in creation.__all__)
 from ember.random import randint
 from ember.testing import gradcheck
 
@@ -132,17 +121,6 @@ __all__ = [
     "sum",
     "tan",
     "var",
-    "zeros",
-    "ones",
-    "full",
-    "arange",
-    "linspace",
-    "eye",
-    "zeros_like",
-    "ones_like",
-    "full_like",
-    "rand",
-    "randn",
     "randint",
     "Sequential",
     "Model",
@@ -167,6 +145,7 @@ __all__ = [
     "schedules",
     "tree",
     "utils",
+    *_creation.__all__,
 ]
 
 from ember import (  # noqa: E402

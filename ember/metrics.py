@@ -599,7 +599,14 @@ class MeanMetricWrapper(Mean):
         return {"name": self.name, "fn": self._fn, **self._fn_kwargs}
 
 
-class Accuracy(MeanMetricWrapper):
+class _FixedFunctionMetric(MeanMetricWrapper):
+    """A :class:`MeanMetricWrapper` whose class fixes the function: its config is its name (and
+    whatever arguments a subclass adds), not the function."""
+
+    get_config = Metric.get_config
+
+
+class Accuracy(_FixedFunctionMetric):
     """How often predictions equal the targets exactly (for class labels predicted as labels).
 
     Example:
@@ -612,9 +619,6 @@ class Accuracy(MeanMetricWrapper):
 
     def __init__(self, name: str = "accuracy"):
         super().__init__(_per_sample_equal, name=name)
-
-    def get_config(self) -> dict:
-        return {"name": self.name}
 
 
 class BinaryAccuracy(MeanMetricWrapper):
@@ -640,7 +644,7 @@ class BinaryAccuracy(MeanMetricWrapper):
         return {"name": self.name, "threshold": self.threshold}
 
 
-class CategoricalAccuracy(MeanMetricWrapper):
+class CategoricalAccuracy(_FixedFunctionMetric):
     """How often the arg-max of ``y_pred`` is the arg-max of the one-hot ``y_true``.
 
     Example:
@@ -652,11 +656,8 @@ class CategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name: str = "categorical_accuracy"):
         super().__init__(_per_sample_categorical, name=name)
 
-    def get_config(self) -> dict:
-        return {"name": self.name}
 
-
-class SparseCategoricalAccuracy(MeanMetricWrapper):
+class SparseCategoricalAccuracy(_FixedFunctionMetric):
     """How often the arg-max of ``y_pred`` equals the integer label ``y_true`` (``(N,)`` or
     ``(N, 1)``; sequences ``(N, T)`` against ``(N, T, C)`` too).
 
@@ -668,9 +669,6 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
 
     def __init__(self, name: str = "sparse_categorical_accuracy"):
         super().__init__(_per_sample_sparse, name=name)
-
-    def get_config(self) -> dict:
-        return {"name": self.name}
 
 
 def _check_k(name: str, k) -> int:
@@ -719,7 +717,7 @@ class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
         return {"name": self.name, "k": self.k}
 
 
-class MeanSquaredError(MeanMetricWrapper):
+class MeanSquaredError(_FixedFunctionMetric):
     """Running mean of (y_pred - y_true)² (per sample: the mean over its outputs).
 
     Example:
@@ -731,11 +729,8 @@ class MeanSquaredError(MeanMetricWrapper):
     def __init__(self, name: str = "mean_squared_error"):
         super().__init__(_per_sample_squared_error, name=name)
 
-    def get_config(self) -> dict:
-        return {"name": self.name}
 
-
-class MeanAbsoluteError(MeanMetricWrapper):
+class MeanAbsoluteError(_FixedFunctionMetric):
     """Running mean of |y_pred - y_true| (per sample: the mean over its outputs).
 
     Example:
@@ -747,11 +742,8 @@ class MeanAbsoluteError(MeanMetricWrapper):
     def __init__(self, name: str = "mean_absolute_error"):
         super().__init__(_per_sample_absolute_error, name=name)
 
-    def get_config(self) -> dict:
-        return {"name": self.name}
 
-
-class RootMeanSquaredError(MeanMetricWrapper):
+class RootMeanSquaredError(_FixedFunctionMetric):
     """√ of the running mean squared error (not the mean of per-batch RMSEs).
 
     Example:
@@ -765,9 +757,6 @@ class RootMeanSquaredError(MeanMetricWrapper):
 
     def result(self) -> float:
         return float(np.sqrt(super().result()))
-
-    def get_config(self) -> dict:
-        return {"name": self.name}
 
 
 def _check_threshold(name: str, threshold) -> float:

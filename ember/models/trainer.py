@@ -192,18 +192,6 @@ class Trainer:
         regularization penalty and ``add_loss`` term of the forward pass. ``None`` when there is
         nothing to minimize."""
         self._ensure_compiled_for(y_pred)
-        compiled = self._compile_loss
-        if (
-            compiled is not None
-            and compiled.single
-            and isinstance(y_pred, Tensor)
-            and isinstance(y, np.ndarray)
-        ):
-            # one output, one target array: the usual case, without the per-output plumbing
-            loss = compiled.losses[0](y, y_pred, sample_weight)
-            if compiled.weights[0] != 1.0:
-                loss = loss * compiled.weights[0]
-            return add_penalties(loss, self.losses)
         total = None
         if self._compile_loss is not None:
             names = self._compile_loss.output_names
