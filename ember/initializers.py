@@ -445,6 +445,8 @@ _INITIALIZERS = {
     "constant": Constant,
     "random_normal": RandomNormal,
     "random_uniform": RandomUniform,
+    "uniform": RandomUniform,  # Keras 3's short names (Embedding's default is "uniform")
+    "normal": RandomNormal,
     "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling,
     "glorot_uniform": GlorotUniform,

@@ -67,6 +67,9 @@ class Loss:
                 f"(shape {y_true.shape}) but y_pred has {y_pred.shape[0]} (shape {y_pred.shape})"
             )
         per_sample = self.per_sample(y_true, y_pred)
+        mask = y_pred._keras_mask
+        if mask is not None:
+            return _masked_mean(self.name, per_sample, mask, sample_weight)
         if sample_weight is not None:
             weights = np.asarray(sample_weight, dtype=per_sample.dtype).reshape(-1)
             if weights.shape[0] != per_sample.shape[0]:
@@ -98,6 +101,27 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get_config()})"
+
+
+def _masked_mean(name: str, losses: Tensor, mask: Tensor, sample_weight) -> Tensor:
+    """The mean over the steps the mask keeps (Keras 3): padded steps add nothing to the loss
+    nor to the count. ``sample_weight`` ``(N,)`` scales whole samples, ``(N, T)`` single steps."""
+    keep = np.asarray(mask.data, dtype=losses.dtype)
+    if keep.shape != losses.shape:
+        raise ValueError(
+            f"{name}: the prediction carries a mask of shape {keep.shape} (from a masking "
+            f"layer such as Embedding(mask_zero=True)) but the loss has one value per "
+            f"{losses.shape}; a masked loss needs one value per step. Return the sequence "
+            "(return_sequences=True) or drop the mask before the output"
+        )
+    weights = keep
+    if sample_weight is not None:
+        given = np.asarray(sample_weight, dtype=losses.dtype)
+        given = given.reshape(given.shape + (1,) * (keep.ndim - given.ndim))
+        weights = keep * given
+    kept = keep.sum()
+    total = ops.sum(losses * weights)
+    return total / kept if kept else total  # every step masked: zero, not 0/0
 
 
 def _pytorch_order_error(name: str, evidence: str) -> TypeError:
@@ -270,22 +294,32 @@ class SparseCategoricalCrossentropy(Loss):
         _check_label_order(self.name, y_true, y_pred)
 
     def per_sample(self, y_true, y_pred):
-        if y_pred.ndim != 2:
+        if y_pred.ndim < 2:
             raise ValueError(f"{self.name}: y_pred must be (batch, classes), got {y_pred.shape}")
-        n, classes = y_pred.shape
-        if y_true.shape not in ((n,), (n, 1)):
+        # Sequences (batch, time, classes) are rows too: one loss per (sample, step).
+        *leading, classes = y_pred.shape
+        leading = tuple(leading)
+        if y_true.shape not in (leading, leading + (1,)):
+            expected = leading if len(leading) > 1 else f"({leading[0]},)"
             raise ValueError(
-                f"{self.name}: expected integer labels of shape ({n},), got shape {y_true.shape}."
-                " For one-hot targets use 'categorical_crossentropy'"
+                f"{self.name}: expected integer labels of shape {expected}, got shape "
+                f"{y_true.shape}. For one-hot targets use 'categorical_crossentropy'"
             )
+        labels = y_true.reshape(-1)
         logits = y_pred if self.from_logits else _logits_of(y_pred, "softmax")
         if logits is not None:  # the fused op checks the labels, naming this loss
-            return ops.sparse_softmax_cross_entropy(logits, y_true, name=self.name)
-        labels = check_class_labels(self.name, y_true, classes)
-        _check_probabilities(self.name, y_pred.data)
-        p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
-        picked = ops.getitem(p, (np.arange(n), labels))
-        return -ops.log(ops.clip(picked, EPSILON, 1 - EPSILON))
+            if logits.ndim > 2:
+                logits = ops.reshape(logits, (-1, classes))
+            losses = ops.sparse_softmax_cross_entropy(logits, labels, name=self.name)
+        else:
+            labels = check_class_labels(self.name, labels, classes)
+            _check_probabilities(self.name, y_pred.data)
+            p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+            if p.ndim > 2:
+                p = ops.reshape(p, (-1, classes))
+            picked = ops.getitem(p, (np.arange(labels.shape[0]), labels))
+            losses = -ops.log(ops.clip(picked, EPSILON, 1 - EPSILON))
+        return losses if y_pred.ndim == 2 else ops.reshape(losses, leading)
 
     def get_config(self):
         return {"from_logits": self.from_logits}

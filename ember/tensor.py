@@ -242,6 +242,7 @@ class Tensor:
         "_backward",
         "_op",
         "_logits",
+        "_keras_mask",  # (batch, time) bool array set by a masking layer on its output, or None
         "_version_counter",  # [int], shared with detach() copies and unrecorded views
         "_saved_versions",  # the parents' versions when the op was recorded (None: no check)
         "__weakref__",
@@ -265,6 +266,7 @@ class Tensor:
         self._backward = None
         self._op = None
         self._logits = None
+        self._keras_mask = None
 
     @classmethod
     def _from_op(cls, data, parents, backward, op: str) -> Tensor:
@@ -275,6 +277,7 @@ class Tensor:
         out.grad = None
         out.name = None
         out._logits = None
+        out._keras_mask = None
         mode = _grad_mode
         record = False
         if mode.enabled:

@@ -26,6 +26,8 @@ import operator
 import zlib
 from collections.abc import Callable
 
+import _op_rows_attention
+import _op_rows_recurrent
 import numpy as np
 import pytest
 
@@ -1215,6 +1217,20 @@ case(
     [(6, 4), (4,), (4,)],
     notes="moving statistics are float64 constants: they must not up-cast float32",
 )
+
+# --- embedding lookup: repeated indices accumulate (catalogue A5)
+_TOKENS = np.array([[1, 0, 3], [3, 3, 2]])
+case(
+    "embedding_repeated",
+    "embedding",
+    lambda table: ops.embedding(_TOKENS, table),
+    lambda table: F.embedding(torch.as_tensor(_TOKENS), table),
+    [(4, 5)],
+)
+
+# The sequence families keep their rows in their own modules (one file per family).
+_op_rows_recurrent.add_rows(case)
+_op_rows_attention.add_rows(case)
 
 # Keras spellings: creation functions and aliases of ops that have rows (expand_dims = unsqueeze)
 NON_DIFFERENTIABLE = set(ops._KERAS_SPELLINGS) | {

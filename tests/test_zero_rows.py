@@ -28,6 +28,7 @@ from ember import layers
 # Names of ember.layers.__all__ that are not layer classes to push a batch through.
 _NOT_LAYERS = {"Layer", "InputSpec", "Parameter", "Input", "InputLayer", "SymbolicTensor"}
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"}
+_INTEGER_INPUTS = {"Embedding"}  # takes ids, not floats: its own test below
 
 # class name -> configurations (constructor kwargs, per-sample input shape). The first row of each
 # class is its plain configuration; further rows cover the index arithmetic that could go wrong on
@@ -101,6 +102,7 @@ _CASES: dict[str, list[tuple[dict, tuple]]] = {
         ({"factor": (-0.1, 0.3), "fill_mode": "constant", "fill_value": 1.0,
           "interpolation": "nearest", "data_format": "channels_first", "seed": 1}, (3, 6, 5)),
     ],
+    "Masking": [({}, (3, 4)), ({"mask_value": 1.0}, (3, 4))],
     "Rescaling": [({"scale": 1 / 255}, (4,)),
                   ({"scale": [1.0, 2.0, 3.0], "offset": [0.0, -1.0, 0.5]}, (4, 4, 3))],
     "Resizing": [
@@ -116,7 +118,7 @@ def _layer_classes() -> list[str]:
     names = []
     for name in layers.__all__:
         obj = getattr(layers, name)
-        if name in _NOT_LAYERS or name in _MERGE or not inspect.isclass(obj):
+        if name in _NOT_LAYERS | _MERGE | _INTEGER_INPUTS or not inspect.isclass(obj):
             continue  # helpers, functional forms (add, concatenate...) and merge layers
         names.append(name)
     return names
@@ -342,3 +344,14 @@ def test_bad_input_scalar_into_flatten():
     # And values are kept in C order for the usual case.
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     np.testing.assert_array_equal(flatten(x).numpy(), x.reshape(2, 12))
+
+
+def test_B6_zero_rows_embedding():
+    """No ids: a (0, T, D) output and its mask, and a zero gradient for the table."""
+    layer = layers.Embedding(5, 3, mask_zero=True)
+    with _strict():
+        out = layer(np.zeros((0, 4), np.int64))
+        out.sum().backward()
+    assert out.shape == (0, 4, 3) and out.dtype == np.float32
+    assert out._keras_mask.shape == (0, 4)
+    assert layer.embeddings.grad.shape == (5, 3) and not layer.embeddings.grad.any()

@@ -12,7 +12,16 @@ from ember.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from ember.layers.augmentation import RandomFlip, RandomRotation, RandomTranslation
 from ember.layers.base import InputSpec, Layer, Parameter
 from ember.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
-from ember.layers.core import Activation, Dense, Flatten, Input, InputLayer, SymbolicTensor
+from ember.layers.core import (
+    Activation,
+    Dense,
+    Embedding,
+    Flatten,
+    Input,
+    InputLayer,
+    Masking,
+    SymbolicTensor,
+)
 from ember.layers.merging import (
     Add,
     Average,
@@ -53,6 +62,8 @@ __all__ = [
     "Dense",
     "Activation",
     "Flatten",
+    "Embedding",
+    "Masking",
     "Input",
     "InputLayer",
     "SymbolicTensor",

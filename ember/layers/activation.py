@@ -49,6 +49,7 @@ class PReLU(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(self, alpha_initializer=None, alpha_regularizer=None, shared_axes=None, **kwargs):
         super().__init__(**kwargs)
@@ -130,6 +131,7 @@ class LeakyReLU(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(self, negative_slope: float = 0.01, **kwargs):
         super().__init__(**kwargs)
@@ -151,6 +153,7 @@ class ELU(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(self, alpha: float = 1.0, **kwargs):
         super().__init__(**kwargs)
@@ -173,6 +176,7 @@ class ReLU(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(
         self,
@@ -222,6 +226,7 @@ class Softmax(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(self, axis: int = -1, **kwargs):
         super().__init__(**kwargs)

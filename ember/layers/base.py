@@ -190,6 +190,10 @@ class Layer:
         cls._call_takes_kwargs = any(
             p.kind is inspect.Parameter.VAR_KEYWORD for p in call_parameters.values()
         )
+        cls._call_takes_mask = "mask" in call_parameters
+        # A layer that overrides compute_mask may make a mask from nothing (Embedding with
+        # mask_zero=True, Masking); the others only pass on or drop the mask they were given.
+        cls._computes_mask = cls.compute_mask is not Layer.compute_mask
 
     def __init__(
         self,
@@ -675,13 +679,19 @@ class Layer:
                 raise TypeError(f'Layer "{self.name}" was called without inputs')
             args = (kwargs.pop("inputs"),)
         if len(args) == 1 and not kwargs and type(args[0]) is Tensor:
+            input_mask = args[0]._keras_mask  # read before a cast makes a new tensor
             inputs = self._convert_inputs(args[0])  # the common case: one tensor, nothing else
             args = (inputs,)
         else:
             if contains_symbolic(args, kwargs):  # functional API: record the call, not compute
                 return record_call(self, args, kwargs, training)
+            input_mask = kwargs["mask"] if "mask" in kwargs else _mask_of(args[0])
+            if "mask" in kwargs and not self._call_takes_mask:
+                kwargs.pop("mask")  # given for compute_mask only (Keras accepts it too)
             inputs = self._convert_inputs(args[0])
             args = (inputs,) + tuple(_convert_argument(a) for a in args[1:])
+        if input_mask is not None and self._call_takes_mask and "mask" not in kwargs:
+            kwargs["mask"] = input_mask  # Keras passes the inputs' mask to call(..., mask=)
         if not self.built:
             self._check_input(inputs)
             self._build_from(args)
@@ -703,9 +713,30 @@ class Layer:
                 self.load_state_dict(state, strict)
                 self._losses = []
                 out = self.call(*args, **kwargs)
+            if input_mask is not None or self._computes_mask:
+                _set_output_mask(out, self.compute_mask(inputs, input_mask))
             return out
         finally:
             _call_context.training = previous
+
+    # ---------------------------------------------------------------- masks
+    supports_masking = False  # True: the output keeps the input's mask (Keras' flag)
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output, given its inputs and their mask (Keras 3).
+
+        The default passes ``mask`` on when :attr:`supports_masking` is true and drops it
+        otherwise. Masks are boolean tensors, ``(batch, time)`` for sequences, ``True`` for a
+        real step; a layer sets one on its output tensors (``tensor._keras_mask``), and the
+        layers after it receive it as ``call(..., mask=)`` when their ``call`` takes ``mask``.
+        Losses and metrics leave masked steps out.
+
+        Example:
+            >>> embed = ember.layers.Embedding(10, 4, mask_zero=True)
+            >>> embed.compute_mask(np.array([[3, 1, 0, 0]]))
+            tensor([[ True,  True, False, False]], dtype=bool)
+        """
+        return mask if self.supports_masking else None
 
     def _build_from(self, args: tuple) -> None:
         shapes = tree.map_structure(_shape_of, args[0])
@@ -840,6 +871,36 @@ def per_sample_shape(shape, owner: str) -> tuple:
     return tuple(None if s is None else int(s) for s in shape)
 
 
+def _mask_of(value):
+    """The mask carried by a call's first argument: one tensor's, or a list of them for a
+    structure (``None`` where a tensor has none), or ``None`` when nothing is masked."""
+    if isinstance(value, Tensor):
+        return value._keras_mask
+    if isinstance(value, (list, tuple)):
+        masks = [v._keras_mask if isinstance(v, Tensor) else None for v in value]
+        if any(m is not None for m in masks):
+            return masks
+    return None
+
+
+def _set_output_mask(outputs, mask) -> None:
+    """Attach ``mask`` to the output tensor(s). A list of masks pairs with a list of outputs
+    (an RNN with ``return_state`` masks only its sequence output). ``None`` leaves outputs as
+    they are: a model used as a layer keeps the masks its inner layers set."""
+    if mask is None:
+        return
+    if isinstance(outputs, Tensor):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        outputs._keras_mask = mask if mask is None or isinstance(mask, Tensor) else Tensor(mask)
+        return
+    if isinstance(outputs, (list, tuple)):
+        masks = mask if isinstance(mask, (list, tuple)) else [mask] + [None] * (len(outputs) - 1)
+        for output, output_mask in zip(outputs, masks):
+            if isinstance(output, Tensor) and output_mask is not None:
+                _set_output_mask(output, output_mask)
+
+
 def _convert_argument(value):
     """Other positional arguments of a call: arrays become tensors, the rest passes as is."""
     if isinstance(value, np.ndarray):
@@ -857,3 +918,5 @@ Layer.training = False  # also for subclasses that set attributes before Layer._
 
 Layer._call_takes_kwargs = False
 Layer._trainable = True
+Layer._call_takes_mask = False
+Layer._computes_mask = False

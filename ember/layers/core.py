@@ -12,6 +12,7 @@ from ember import ops
 from ember import regularizers as regularizers_module
 from ember.layers.base import InputSpec, Layer, per_sample_shape
 from ember.layers.node import Node, SymbolicTensor
+from ember.tensor import Tensor
 
 
 class Dense(Layer):
@@ -37,6 +38,7 @@ class Dense(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(
         self,
@@ -167,6 +169,7 @@ class Activation(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -200,6 +203,122 @@ class Flatten(Layer):
             )
         # The size is spelled out: NumPy cannot resolve -1 when there are zero samples.
         return ops.reshape(inputs, (inputs.shape[0], math.prod(inputs.shape[1:])))
+
+
+class Embedding(Layer):
+    """Turns integer ids into dense vectors: ``(batch, *ids)`` → ``(batch, *ids, output_dim)``.
+
+    Args:
+        input_dim: size of the vocabulary (ids lie in ``[0, input_dim)``; others raise
+            ``ValueError``).
+        output_dim: size of each vector.
+        embeddings_initializer: Keras' default ``"uniform"`` (U(-0.05, 0.05)).
+        embeddings_regularizer: a penalty on the table (``"l2"``, …).
+        mask_zero: id 0 is padding: the output carries a mask (``False`` where the id is 0)
+            that the layers after it (RNNs, attention, pooling, losses) respect. The vocabulary
+            must then reserve 0, as in Keras.
+
+    The gradient of an id used several times in a batch is the sum over its uses.
+
+    Example:
+        >>> embed = ember.layers.Embedding(10, 3, mask_zero=True)
+        >>> out = embed(np.array([[4, 2, 0]]))
+        >>> out.shape, out._keras_mask
+        ((1, 3, 3), tensor([[ True,  True, False]], dtype=bool))
+    """
+
+    _single_input = True
+    _autocast_inputs = False  # ids stay integers
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        mask_zero: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for label, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(
+                    f'Layer "{self.name}" (Embedding): {label} must be a positive integer, '
+                    f"got {value!r}"
+                )
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.embeddings_initializer = initializers_module.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers_module.get(embeddings_regularizer)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            (self.input_dim, self.output_dim),
+            self.embeddings_initializer,
+            name="embeddings",
+            regularizer=self.embeddings_regularizer,
+        )
+
+    def call(self, inputs):
+        return ops.embedding(inputs, self.embeddings, name=f'Layer "{self.name}" (Embedding)')
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        ids = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+        return Tensor(ids != 0)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": initializers_module.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": regularizers_module.serialize(self.embeddings_regularizer),
+            "mask_zero": self.mask_zero,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**weight_options_from_config(config))
+
+
+class Masking(Layer):
+    """Masks the time steps whose features all equal ``mask_value`` (Keras' ``Masking``).
+
+    For inputs ``(batch, time, features)`` a step is masked when every feature equals
+    ``mask_value``; the output is the input with masked steps set to zero, and carries the mask
+    ``(batch, time)`` for the layers after it.
+
+    Example:
+        >>> x = np.array([[[1.0, 2.0], [0.0, 0.0], [3.0, 0.0]]])
+        >>> ember.layers.Masking(0.0)(x)._keras_mask
+        tensor([[ True, False,  True]], dtype=bool)
+    """
+
+    _single_input = True
+    supports_masking = True
+
+    def __init__(self, mask_value: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, inputs, mask=None):
+        if inputs.ndim < 2:
+            raise ValueError(
+                f'Layer "{self.name}" (Masking) expects (batch, time, ...) inputs, got shape '
+                f"{inputs.shape}"
+            )
+        return Tensor((inputs.data != self.mask_value).any(axis=-1))
+
+    def call(self, inputs):
+        keep = (inputs.data != self.mask_value).any(axis=-1, keepdims=True)
+        return inputs * keep.astype(inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
 
 
 class InputLayer(Layer):

@@ -66,6 +66,7 @@ class BatchNormalization(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(
         self,
@@ -227,6 +228,7 @@ class LayerNormalization(Layer):
     """
 
     _single_input = True
+    supports_masking = True
 
     def __init__(
         self,

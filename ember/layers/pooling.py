@@ -3,10 +3,13 @@ poolings that end a convolutional stack."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ember import ops
 from ember.layers.base import InputSpec, Layer
 from ember.layers.conv import _LAYOUTS, _data_format, _tuple
 from ember.ops.conv import avg_pool2d, max_pool2d
+from ember.tensor import Tensor
 
 __all__ = [
     "MaxPooling1D",
@@ -162,13 +165,31 @@ class GlobalMaxPooling2D(_GlobalPooling):
 class GlobalAveragePooling1D(_GlobalPooling):
     """Mean over the steps of ``(N, steps, C)`` → ``(N, C)``.
 
+    With a mask (from ``Embedding(mask_zero=True)`` or ``Masking``) the mean is over the real
+    steps only, as in Keras; a sample with every step masked gives zeros.
+
     Example:
         >>> x = ember.tensor([[[1.0], [2.0], [3.0], [4.0]]])  # (batch=1, steps=4, channels=1)
         >>> ember.layers.GlobalAveragePooling1D()(x)
         tensor([[2.5]])
+        >>> ember.layers.GlobalAveragePooling1D()(x, mask=np.array([[True, True, False, False]]))
+        tensor([[1.5]])
     """
 
     rank = 1
+    supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return super().call(inputs)
+        step_axis = 2 if self.data_format == "channels_first" else 1
+        keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=inputs.dtype)
+        keep = np.expand_dims(keep, 1 if step_axis == 2 else -1)
+        counts = np.maximum(keep.sum(axis=step_axis, keepdims=self.keepdims), 1)
+        return ops.sum(inputs * keep, axis=step_axis, keepdims=self.keepdims) / counts
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # the time axis is gone
 
 
 class GlobalMaxPooling1D(_GlobalPooling):

@@ -33,6 +33,7 @@ def _check_seed(layer: str, seed) -> int | None:
 
 class _RandomLayer(Layer):
     _single_input = True
+    supports_masking = True
 
     def _init_rng(self, seed) -> None:
         self.seed = _check_seed(self.name, seed)

@@ -166,8 +166,12 @@ class CompileMetrics:
             if yt is None:
                 continue
             prediction = yp.data if isinstance(yp, Tensor) else yp
+            mask = yp._keras_mask if isinstance(yp, Tensor) else None
             for metric in group:
-                metric.update_state(yt, prediction)
+                if mask is None:
+                    metric.update_state(yt, prediction)
+                else:  # masked (padded) steps count for nothing, as in the loss
+                    metric.update_state(yt, prediction, sample_weight=mask.data)
 
     def serializable_specs(self):
         """The metric names (strings) per output, for a checkpoint."""

@@ -63,6 +63,7 @@ from ember.ops.elementwise import (
     where,
 )
 from ember.ops.nn import (
+    embedding,
     log_softmax,
     logsumexp,
     sigmoid_binary_cross_entropy,
@@ -131,6 +132,7 @@ __all__ = [
     "sinc",
     "hard_sigmoid",
     "gelu",
+    "embedding",
     "equal",
     "not_equal",
     "less",

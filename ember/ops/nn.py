@@ -249,3 +249,66 @@ def sigmoid_binary_cross_entropy(
     return Tensor._from_op(
         out.astype(z.dtype, copy=False), (logits,), backward, "sigmoid_binary_cross_entropy"
     )
+
+
+def check_indices(name: str, indices, size: int) -> np.ndarray:
+    """Integer indices (from ints or whole floats), each in ``[0, size)``, as an ``np.intp`` array
+    of the same shape. ``-1`` is rejected like ``size``: NumPy would read it as the last row.
+
+    Example:
+        >>> ember.ops.nn.check_indices("Embedding", [[1, 0]], 3)
+        array([[1, 0]])
+        >>> ember.ops.nn.check_indices("Embedding", [3], 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: Embedding: index 3 is outside the valid range [0, 3) (first bad index at...
+    """
+    array = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if array.dtype.kind == "f" and np.array_equal(array, np.rint(array)):
+        array = array.astype(np.intp)  # whole floats (token ids loaded as float) are fine
+    if array.dtype.kind not in "iub":
+        raise TypeError(
+            f"{name}: indices must be integers (token or row ids), got dtype {array.dtype}; "
+            "convert them with np.asarray(ids, dtype='int32')"
+        )
+    if array.size and (array.min() < 0 or array.max() >= size):
+        flat = array.reshape(-1)
+        bad = int(np.flatnonzero((flat < 0) | (flat >= size))[0])
+        where = np.unravel_index(bad, array.shape)
+        raise ValueError(
+            f"{name}: index {int(flat[bad])} is outside the valid range [0, {size}) (first bad "
+            f"index at position {tuple(int(i) for i in where)}); the table has {size} rows: "
+            "raise input_dim, or check the vocabulary"
+        )
+    return array.astype(np.intp, copy=False)
+
+
+def embedding(indices, table: Tensor, *, name: str = "embedding") -> Tensor:
+    """Rows of ``table`` ``(V, D)`` picked by integer ``indices`` of any shape: ``(*shape, D)``.
+
+    The gradient of a row picked several times is the sum of the picked copies' gradients
+    (catalogue A5); indices outside ``[0, V)`` raise ``ValueError`` naming ``name``.
+
+    Example:
+        >>> table = ember.tensor([[0.0, 1.0], [2.0, 3.0]], requires_grad=True)
+        >>> out = ember.ops.embedding([[1, 1, 0]], table)
+        >>> out.sum().backward()
+        >>> table.grad
+        array([[1., 1.],
+               [2., 2.]], dtype=float32)
+    """
+    if not isinstance(table, Tensor) or table.ndim != 2:
+        raise ValueError(
+            f"{name}: the table must be a (rows, features) tensor, got "
+            f"{getattr(table, 'shape', type(table).__name__)}"
+        )
+    rows = check_indices(name, indices, table.shape[0])
+    out = xp.take(table.data, rows, axis=0)
+
+    def backward(g):
+        full = xp.zeros(table.shape, dtype=g.dtype)
+        # `full[rows] += g` would count a repeated row once; add.at accumulates every copy
+        xp.add.at(full, rows.reshape(-1), g.reshape(-1, table.shape[1]))
+        return (full,)
+
+    return Tensor._from_op(out, (table,), backward, "embedding")
