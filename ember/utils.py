@@ -1,5 +1,6 @@
 """Helpers for hand-written training loops: gradient clipping with PyTorch's semantics, and
-Keras' :func:`to_categorical` for one-hot labels.
+Keras' :func:`to_categorical` for one-hot labels and :func:`pad_sequences` (from
+:mod:`ember.text`) for batches of sequences.
 
 Example:
     >>> x, y = np.random.rand(8, 4).astype("float32"), np.random.rand(8, 1).astype("float32")
@@ -26,6 +27,7 @@ import numpy as np
 
 from ember.backend import xp
 from ember.tensor import Tensor
+from ember.text import pad_sequences
 
 __all__ = [
     "clip_grad_norm_",
@@ -33,6 +35,7 @@ __all__ = [
     "grad_norm",
     "clip_coefficient",
     "to_categorical",
+    "pad_sequences",
 ]
 
 

@@ -28,7 +28,12 @@ from ember import layers
 # Names of ember.layers.__all__ that are not layer classes to push a batch through.
 _NOT_LAYERS = {"Layer", "InputSpec", "Parameter", "Input", "InputLayer", "SymbolicTensor"}
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"}
-_INTEGER_INPUTS = {"Embedding"}  # takes ids, not floats: its own test below
+_INTEGER_INPUTS = {"Embedding", "TokenAndPositionEmbedding"}  # ids: their own tests below
+# Several inputs (query and value), or an output that is a constant: their own test below
+# (position layers' outputs do not depend on the input's values: no input gradient)
+_OWN_TEST = {"MultiHeadAttention", "Attention", "AdditiveAttention", "SinePositionEncoding",
+             "PositionEmbedding"}
+_CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell"}  # call(inputs, states): their own test below
 
 # class name -> configurations (constructor kwargs, per-sample input shape). The first row of each
 # class is its plain configuration; further rows cover the index arithmetic that could go wrong on
@@ -102,6 +107,18 @@ _CASES: dict[str, list[tuple[dict, tuple]]] = {
         ({"factor": (-0.1, 0.3), "fill_mode": "constant", "fill_value": 1.0,
           "interpolation": "nearest", "data_format": "channels_first", "seed": 1}, (3, 6, 5)),
     ],
+    "RNN": [({"cell": layers.GRUCell(3, reset_after=False)}, (5, 4))],
+    "SimpleRNN": [({"units": 3}, (5, 4)), ({"units": 3, "activation": "sigmoid"}, (5, 4))],
+    "LSTM": [({"units": 3, "return_sequences": True}, (5, 4)),
+             ({"units": 3, "dropout": 0.5, "recurrent_dropout": 0.5, "seed": 1}, (5, 4))],
+    "GRU": [({"units": 3, "go_backwards": True}, (5, 4))],
+    "Bidirectional": [({"layer": layers.LSTM(3, return_sequences=True)}, (5, 4)),
+                      ({"layer": layers.GRU(3), "merge_mode": "ave"}, (5, 4))],
+    "TimeDistributed": [({"layer": layers.Dense(2)}, (5, 4))],
+    "TransformerEncoder": [({"intermediate_dim": 8, "num_heads": 2}, (5, 4)),
+                           ({"intermediate_dim": 8, "num_heads": 2, "normalize_first": True,
+                             "dropout": 0.5}, (5, 4))],
+    "TransformerDecoder": [({"intermediate_dim": 8, "num_heads": 2}, (5, 4))],
     "Masking": [({}, (3, 4)), ({"mask_value": 1.0}, (3, 4))],
     "Rescaling": [({"scale": 1 / 255}, (4,)),
                   ({"scale": [1.0, 2.0, 3.0], "offset": [0.0, -1.0, 0.5]}, (4, 4, 3))],
@@ -118,7 +135,8 @@ def _layer_classes() -> list[str]:
     names = []
     for name in layers.__all__:
         obj = getattr(layers, name)
-        if name in _NOT_LAYERS | _MERGE | _INTEGER_INPUTS or not inspect.isclass(obj):
+        skipped = _NOT_LAYERS | _MERGE | _INTEGER_INPUTS | _CELLS | _OWN_TEST
+        if name in skipped or not inspect.isclass(obj):
             continue  # helpers, functional forms (add, concatenate...) and merge layers
         names.append(name)
     return names
@@ -355,3 +373,41 @@ def test_B6_zero_rows_embedding():
     assert out.shape == (0, 4, 3) and out.dtype == np.float32
     assert out._keras_mask.shape == (0, 4)
     assert layer.embeddings.grad.shape == (5, 3) and not layer.embeddings.grad.any()
+
+
+@pytest.mark.parametrize("cell", ["SimpleRNNCell", "LSTMCell", "GRUCell"])
+def test_B6_zero_rows_recurrent_cells(cell):
+    layer = getattr(layers, cell)(3)
+    count = 2 if cell == "LSTMCell" else 1
+    states = [ember.Tensor(np.zeros((0, 3), np.float32)) for _ in range(count)]
+    empty = ember.Tensor(np.zeros((0, 4), np.float32), requires_grad=True)
+    with _strict():
+        out, new_states = layer(empty, states)
+        out.sum().backward()
+    assert out.shape == (0, 3) and len(new_states) == len(states)
+    assert empty.grad.shape == (0, 4)
+
+
+def test_B6_zero_rows_attention_layers():
+    """Query and value of zero samples: zero-sample outputs, no NaN, zero weight gradients."""
+    query = ember.Tensor(np.zeros((0, 3, 4), np.float32), requires_grad=True)
+    value = ember.Tensor(np.zeros((0, 5, 4), np.float32), requires_grad=True)
+    for layer, call in (
+        (layers.MultiHeadAttention(2, 2), lambda m: m(query, value, use_causal_mask=True)),
+        (layers.Attention(use_scale=True), lambda m: m([query, value])),
+        (layers.AdditiveAttention(), lambda m: m([query, value])),
+    ):
+        with _strict():
+            out = call(layer)
+            out.sum().backward()
+        assert out.shape == (0, 3, 4), type(layer).__name__
+        assert all(w.grad is None or not w.grad.any() for w in layer.trainable_weights)
+
+
+def test_B6_zero_rows_position_layers():
+    with _strict():
+        encoding = layers.SinePositionEncoding()(np.zeros((0, 5, 4), np.float32))
+        tokens = layers.TokenAndPositionEmbedding(7, 6, 4, mask_zero=True)(np.zeros((0, 5), int))
+        positions = layers.PositionEmbedding(6)(np.zeros((0, 5, 4), np.float32))
+    assert encoding.shape == tokens.shape == positions.shape == (0, 5, 4)
+    assert tokens._keras_mask.shape == (0, 5)

@@ -4,6 +4,8 @@
 * :mod:`mnist`, :mod:`fashion_mnist` — 70,000 28×28 images each, found locally or
   downloaded once into the cache (``$EMBER_HOME/datasets`` or ``~/.ember/datasets``).
 * :mod:`synthetic` — seeded 2-D toy problems: blobs, xor, circles, spirals.
+* :mod:`text_corpus` — public-domain text for language models (the King James Bible from the
+  Debian package ``sword-text-kjv``).
 * helpers: :func:`to_categorical`, :class:`Standardizer`, :func:`train_test_split`, and the
   IDX reader/writer and downloader the loaders are built on.
 
@@ -16,7 +18,7 @@ Example:
     (1437, 10)
 """
 
-from . import digits, fashion_mnist, mnist, synthetic, utils
+from . import digits, fashion_mnist, mnist, synthetic, text_corpus, utils
 from ._download import DatasetUnavailableError, ember_cache_dir, get_file
 from ._idx import read_idx, write_idx
 from .utils import Standardizer, to_categorical, train_test_split
@@ -26,6 +28,7 @@ __all__ = [
     "fashion_mnist",
     "mnist",
     "synthetic",
+    "text_corpus",
     "utils",
     "DatasetUnavailableError",
     "ember_cache_dir",

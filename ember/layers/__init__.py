@@ -9,8 +9,14 @@ Example:
 """
 
 from ember.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from ember.layers.attention import (
+    AdditiveAttention,
+    Attention,
+    MultiHeadAttention,
+    attention_mask_from,
+)
 from ember.layers.augmentation import RandomFlip, RandomRotation, RandomTranslation
-from ember.layers.base import InputSpec, Layer, Parameter
+from ember.layers.base import InputSpec, Layer, Parameter, layer_from_config
 from ember.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from ember.layers.core import (
     Activation,
@@ -52,8 +58,26 @@ from ember.layers.pooling import (
     MaxPooling2D,
 )
 from ember.layers.preprocessing import Normalization, Rescaling, Resizing
+from ember.layers.recurrent import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    GRUCell,
+    LSTMCell,
+    SimpleRNN,
+    SimpleRNNCell,
+    TimeDistributed,
+)
 from ember.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
 from ember.layers.reshaping import Reshape, UpSampling2D, ZeroPadding2D
+from ember.layers.transformer import (
+    PositionEmbedding,
+    SinePositionEncoding,
+    TokenAndPositionEmbedding,
+    TransformerDecoder,
+    TransformerEncoder,
+)
 
 __all__ = [
     "Layer",
@@ -115,4 +139,23 @@ __all__ = [
     "minimum",
     "concatenate",
     "dot",
+    "layer_from_config",
+    "SimpleRNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "RNN",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "Bidirectional",
+    "TimeDistributed",
+    "MultiHeadAttention",
+    "Attention",
+    "AdditiveAttention",
+    "attention_mask_from",
+    "SinePositionEncoding",
+    "PositionEmbedding",
+    "TokenAndPositionEmbedding",
+    "TransformerEncoder",
+    "TransformerDecoder",
 ]

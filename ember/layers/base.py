@@ -689,7 +689,10 @@ class Layer:
             if "mask" in kwargs and not self._call_takes_mask:
                 kwargs.pop("mask")  # given for compute_mask only (Keras accepts it too)
             inputs = self._convert_inputs(args[0])
-            args = (inputs,) + tuple(_convert_argument(a) for a in args[1:])
+            dtype = self.dtype if self._autocast_inputs else None
+            args = (inputs,) + tuple(_convert_argument(a, dtype) for a in args[1:])
+            for key, value in kwargs.items():
+                kwargs[key] = _convert_argument(value, dtype)
         if input_mask is not None and self._call_takes_mask and "mask" not in kwargs:
             kwargs["mask"] = input_mask  # Keras passes the inputs' mask to call(..., mask=)
         if not self.built:
@@ -871,6 +874,25 @@ def per_sample_shape(shape, owner: str) -> tuple:
     return tuple(None if s is None else int(s) for s in shape)
 
 
+def layer_from_config(spec: dict, custom_objects: dict | None = None) -> Layer:
+    """A layer rebuilt from ``{"class_name": ..., "config": ...}`` (classes known to Ember or
+    defined by the user before loading, or given in ``custom_objects``).
+
+    Example:
+        >>> spec = {"class_name": "Dense", "config": {"units": 3}}
+        >>> ember.layers.layer_from_config(spec).units
+        3
+    """
+    name = spec.get("class_name")
+    cls = (custom_objects or {}).get(name) or LAYER_CLASSES.get(name)
+    if cls is None:
+        raise ValueError(
+            f"unknown layer class {name!r}; import the module that defines this custom layer "
+            "before loading the model"
+        )
+    return cls.from_config(spec["config"])
+
+
 def _mask_of(value):
     """The mask carried by a call's first argument: one tensor's, or a list of them for a
     structure (``None`` where a tensor has none), or ``None`` when nothing is masked."""
@@ -901,14 +923,32 @@ def _set_output_mask(outputs, mask) -> None:
                 _set_output_mask(output, output_mask)
 
 
-def _convert_argument(value):
-    """Other positional arguments of a call: arrays become tensors, the rest passes as is."""
-    if isinstance(value, np.ndarray):
-        return Tensor(value)
-    if tree.is_nested(value) and any(isinstance(v, np.ndarray) for v in tree.flatten(value)):
-        return tree.map_structure(
-            lambda v: Tensor(v) if isinstance(v, np.ndarray) else v, value
-        )
+def _convert_argument(value, dtype):
+    """Other arguments of a call (positional or keyword): arrays become tensors, and float
+    tensors are cast to the layer's float ``dtype`` when it has one (Keras' autocast of every
+    tensor argument: a float32 attention layer given float64 key and value computes in float32).
+    Integer and boolean ones (ids, masks) and everything else pass as they are."""
+
+    def convert(leaf):
+        if isinstance(leaf, np.ndarray):
+            leaf = Tensor(leaf)
+        if (
+            dtype is not None
+            and isinstance(leaf, Tensor)
+            and leaf.dtype.kind == "f"
+            and leaf.dtype != dtype
+        ):
+            mask = leaf._keras_mask
+            leaf = cast(leaf, dtype)
+            leaf._keras_mask = mask  # the cast is the same sequence: it keeps the mask
+        return leaf
+
+    if isinstance(value, (np.ndarray, Tensor)):
+        return convert(value)
+    if tree.is_nested(value) and any(
+        isinstance(v, (np.ndarray, Tensor)) for v in tree.flatten(value)
+    ):
+        return tree.map_structure(convert, value)
     return value
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ember import tree
 from ember._graph import topological_order
-from ember.layers.base import LAYER_CLASSES, Layer
+from ember.layers.base import Layer
 from ember.layers.core import InputLayer, input_symbol
 from ember.layers.node import SymbolicTensor
 
@@ -210,16 +210,3 @@ def _decode_structure(structure, decode):
     if isinstance(structure, list):
         return [_decode_structure(value, decode) for value in structure]
     return decode(structure)
-
-
-def layer_from_config(spec: dict, custom_objects: dict | None = None) -> Layer:
-    """A layer rebuilt from ``{"class_name": ..., "config": ...}`` (classes known to Ember or
-    defined by the user before loading, or given in ``custom_objects``)."""
-    name = spec.get("class_name")
-    cls = (custom_objects or {}).get(name) or LAYER_CLASSES.get(name)
-    if cls is None:
-        raise ValueError(
-            f"unknown layer class {spec.get('class_name')!r}; import the module that defines "
-            "this custom layer before loading the model"
-        )
-    return cls.from_config(spec["config"])

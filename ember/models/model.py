@@ -34,10 +34,10 @@ import numpy as np
 
 import ember.models.saving as saving
 from ember import tree
-from ember.layers.base import Layer, _snake_case, overridable_property
+from ember.layers.base import Layer, _snake_case, layer_from_config, overridable_property
 from ember.layers.core import Input, InputLayer, input_symbol
 from ember.layers.node import SymbolicTensor
-from ember.models.functional import FunctionalGraph, layer_from_config
+from ember.models.functional import FunctionalGraph
 from ember.models.trainer import NonFiniteLossError, Trainer
 
 __all__ = ["Model", "Sequential", "NonFiniteLossError"]

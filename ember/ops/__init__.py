@@ -25,6 +25,7 @@ from ember.ops.activations import (
     softsign,
 )
 from ember.ops.arithmetic import add, div, linear, matmul, mul, neg, power, sub
+from ember.ops.attention import masked_softmax, scaled_dot_product_attention
 from ember.ops.conv import (
     avg_pool2d,
     conv2d,
@@ -72,6 +73,7 @@ from ember.ops.nn import (
     sparse_softmax_cross_entropy,
 )
 from ember.ops.normalization import normalize, normalize_inference
+from ember.ops.recurrent import gru, lstm, simple_rnn
 from ember.ops.reduction import max, mean, min, sum, var
 from ember.ops.shape import (
     concatenate,
@@ -133,6 +135,11 @@ __all__ = [
     "hard_sigmoid",
     "gelu",
     "embedding",
+    "masked_softmax",
+    "scaled_dot_product_attention",
+    "lstm",
+    "gru",
+    "simple_rnn",
     "equal",
     "not_equal",
     "less",
