@@ -119,6 +119,8 @@ _CASES: dict[str, list[tuple[dict, tuple]]] = {
                            ({"intermediate_dim": 8, "num_heads": 2, "normalize_first": True,
                              "dropout": 0.5}, (5, 4))],
     "TransformerDecoder": [({"intermediate_dim": 8, "num_heads": 2}, (5, 4))],
+    "RepeatVector": [({"n": 3}, (4,))],
+    "Permute": [({"dims": (2, 1)}, (5, 4)), ({"dims": (3, 1, 2)}, (2, 3, 4))],
     "Masking": [({}, (3, 4)), ({"mask_value": 1.0}, (3, 4))],
     "Rescaling": [({"scale": 1 / 255}, (4,)),
                   ({"scale": [1.0, 2.0, 3.0], "offset": [0.0, -1.0, 0.5]}, (4, 4, 3))],

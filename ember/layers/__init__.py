@@ -70,7 +70,7 @@ from ember.layers.recurrent import (
     TimeDistributed,
 )
 from ember.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
-from ember.layers.reshaping import Reshape, UpSampling2D, ZeroPadding2D
+from ember.layers.reshaping import Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from ember.layers.transformer import (
     PositionEmbedding,
     SinePositionEncoding,
@@ -115,6 +115,8 @@ __all__ = [
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
     "Reshape",
+    "RepeatVector",
+    "Permute",
     "ZeroPadding2D",
     "UpSampling2D",
     "SpatialDropout2D",

@@ -11,7 +11,7 @@ from ember.layers.base import InputSpec, Layer
 from ember.layers.conv import _LAYOUTS, _data_format
 from ember.ops.conv import upsample_nearest2d
 
-__all__ = ["Reshape", "ZeroPadding2D", "UpSampling2D"]
+__all__ = ["Reshape", "RepeatVector", "Permute", "ZeroPadding2D", "UpSampling2D"]
 
 
 class Reshape(Layer):
@@ -49,6 +49,70 @@ class Reshape(Layer):
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class RepeatVector(Layer):
+    """Repeats each sample's vector ``n`` times: ``(batch, features)`` → ``(batch, n,
+    features)`` (an encoder's summary fed to every step of a decoder).
+
+    Example:
+        >>> ember.layers.RepeatVector(3)(np.ones((2, 4))).shape
+        (2, 3, 4)
+    """
+
+    _single_input = True
+
+    def __init__(self, n: int, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ValueError(f'Layer "{self.name}" (RepeatVector): n must be a positive integer, '
+                             f"got {n!r}")  # fmt: skip
+        self.n = int(n)
+
+    def call(self, inputs):
+        if inputs.ndim != 2:
+            raise ValueError(
+                f'Layer "{self.name}" (RepeatVector) expects (batch, features) inputs, got shape '
+                f"{inputs.shape}"
+            )
+        return ops.stack([inputs] * self.n, axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n}
+
+
+class Permute(Layer):
+    """Permutes the axes of each sample; ``dims`` numbers them from 1 (the batch axis stays
+    first), as Keras does: ``Permute((2, 1))`` swaps time and features.
+
+    Example:
+        >>> ember.layers.Permute((2, 1))(np.ones((2, 5, 3))).shape
+        (2, 3, 5)
+    """
+
+    _single_input = True
+    supports_masking = False
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        dims = tuple(int(d) for d in dims)
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(
+                f'Layer "{self.name}" (Permute): dims must be a permutation of 1..{len(dims)} '
+                f"(axis 0 is the batch), got {dims}"
+            )
+        self.dims = dims
+
+    def call(self, inputs):
+        if inputs.ndim != len(self.dims) + 1:
+            raise ValueError(
+                f'Layer "{self.name}" (Permute) with dims {self.dims} expects inputs with '
+                f"{len(self.dims) + 1} axes, got shape {inputs.shape}"
+            )
+        return ops.transpose(inputs, (0, *self.dims))
+
+    def get_config(self):
+        return {**super().get_config(), "dims": list(self.dims)}
 
 
 def _padding_pairs(padding, name) -> tuple[tuple[int, int], tuple[int, int]]:
