@@ -564,3 +564,18 @@ def test_pytorch_attribute_names_output_and_layers_hold_sublayers():
         "layers.0.kernel", "layers.0.bias", "layers.1.kernel", "layers.1.bias",
         "output.kernel", "output.bias",
     ]
+
+
+def test_sequential_with_an_integer_input_keeps_ids_integers():
+    """Sequential([Input(dtype="int64"), Embedding, ...]) as Keras writes it: the ids reach the
+    Embedding as integers (they used to be cast to float32 first and refused)."""
+    ember.manual_seed(0)
+    model = ember.Sequential([
+        layers.Input(shape=(5,), dtype="int64"), layers.Embedding(10, 4), layers.LSTM(3),
+    ])  # fmt: skip
+    ids = np.array([[1, 2, 3, 4, 5], [5, 4, 0, 0, 0]])
+    model.compile("adam", "mse")
+    history = model.fit(ids, np.zeros((2, 3)), epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    with pytest.raises(TypeError, match="declared as int64 but received float"):
+        model.predict(ids.astype(np.float32), verbose=0)

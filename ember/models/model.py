@@ -350,7 +350,6 @@ class Sequential(Model):
             output = layer(self._graph.outputs)
             _check_one_tensor(output, layer, self.name)
             self._init_graph(FunctionalGraph(self._graph.inputs, output, self.name))
-            self._autocast_inputs = True
         elif self._input_layer is not None:
             self._rebuild()
 
@@ -403,7 +402,6 @@ class Sequential(Model):
             symbol = layer(symbol)
             _check_one_tensor(symbol, layer, self.name)
         self._init_graph(FunctionalGraph(inputs, symbol, self.name))
-        self._autocast_inputs = True
 
     def build(self, input_shape=None) -> None:
         """Create every layer's weights for per-sample inputs of ``input_shape[1:]``."""

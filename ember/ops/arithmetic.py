@@ -132,24 +132,31 @@ def matmul(a, b) -> Tensor:
 def linear(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ kernel + bias`` as one graph node (the Dense layer's hot path).
 
-    ``x`` has shape ``(..., in)``, ``kernel`` ``(in, out)``, ``bias`` ``(out,)``.
+    ``x`` has shape ``(..., in)``, ``kernel`` ``(in, out)``, ``bias`` ``(out,)``. Leading axes
+    are folded into one, so a sequence ``(batch, time, in)`` is one ``(batch * time, in)``
+    product (a stack of small products is ~2x slower in BLAS), here and in the backward.
     """
-    out = x.data @ kernel.data
+    xd = x.data
+    folded = xd.ndim != 2  # (..., in) or a single sample (in,)
+    rows = xd.reshape(-1, xd.shape[-1]) if folded else xd
+    out = rows @ kernel.data
     if bias is not None:
         out += bias.data  # in place: out is a fresh array
+    if folded:
+        out = out.reshape(*xd.shape[:-1], out.shape[-1])
     parents = (x, kernel) if bias is None else (x, kernel, bias)
 
     def backward(g):
-        xd = x.data
-        ga = g @ kernel.data.T if x.requires_grad else None
-        gk = gb = None
+        g_rows = g.reshape(-1, g.shape[-1]) if folded else g
+        ga = gk = gb = None
+        if x.requires_grad:
+            ga = g_rows @ kernel.data.T
+            if folded:
+                ga = ga.reshape(xd.shape)
         if kernel.requires_grad:
-            if xd.ndim == 2:
-                gk = xd.T @ g
-            else:
-                gk = xd.reshape(-1, xd.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            gk = rows.T @ g_rows
         if bias is not None and bias.requires_grad:
-            gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
+            gb = g_rows.sum(axis=0)
         return ga, gk, gb
 
     return Tensor._from_op(out, parents, backward, "linear")
