@@ -125,6 +125,7 @@ __all__ = [
     "Sequential",
     "Model",
     "Input",
+    "Layer",
     "Variable",
     "Parameter",
     "GradientTape",
@@ -170,6 +171,6 @@ from ember import (  # noqa: E402
     tree,
     utils,
 )
-from ember.layers import Input  # noqa: E402
+from ember.layers import Input, Layer  # noqa: E402
 from ember.models import Model, Sequential  # noqa: E402
 from ember.variables import Parameter, Variable  # noqa: E402

@@ -3,12 +3,14 @@
 ``import ember as keras`` and ``from ember import layers`` replace the Keras imports. MNIST and
 CIFAR-10 downloads are replaced by the bundled 8x8 digits and small random arrays, so the sizes
 differ from the guide where data goes in (64 features instead of 784) while the architectures
-the guide summarizes keep the guide's shapes and parameter counts.
+the guide summarizes keep the guide's shapes and parameter counts. The multi-input, multi-output
+ticket model (``Embedding`` and ``LSTM`` over a title and a body, plus tags) trains on the
+guide's kind of dummy data, 256 tickets instead of 1,280; the shared ``Embedding`` is checked to
+be one set of weights serving two inputs.
 
-Left out: ``keras.utils.plot_model`` (it draws with pydot/graphviz), the multi-input ticket
-model and the shared ``Embedding`` (they need ``Embedding``/``LSTM``, which come later), and the
-VGG19 feature extractor (a pretrained application; the same ``layer.output`` mechanism is
-tested on a model of our own).
+Left out: ``keras.utils.plot_model`` (it draws with pydot/graphviz) and the VGG19 feature
+extractor (a pretrained application; the same ``layer.output`` mechanism is tested on a model
+of our own).
 """
 
 from __future__ import annotations
@@ -261,6 +263,129 @@ def test_every_layer_output_as_a_feature_model():
     assert [tuple(f.shape) for f in extracted] == [(3, 64), (3, 64), (3, 64), (3, 10)]
     np.testing.assert_array_equal(extracted[0].numpy(), batch.numpy())
     np.testing.assert_allclose(extracted[-1].numpy(), model(batch).numpy(), rtol=1e-6)
+
+
+NUM_TAGS = 12  # Number of unique issue tags
+NUM_WORDS = 10000  # Size of vocabulary obtained when preprocessing text data
+NUM_DEPARTMENTS = 4  # Number of departments for predictions
+
+
+def _ticket_model():
+    title_input = keras.Input(shape=(None,), name="title")  # Variable-length sequence of ints
+    body_input = keras.Input(shape=(None,), name="body")  # Variable-length sequence of ints
+    tags_input = keras.Input(shape=(NUM_TAGS,), name="tags")  # Binary vectors of size NUM_TAGS
+
+    # Embed each word in the title and in the text into a 64-dimensional vector
+    title_features = layers.Embedding(NUM_WORDS, 64)(title_input)
+    body_features = layers.Embedding(NUM_WORDS, 64)(body_input)
+
+    # Reduce the embedded title to one 128-dimensional vector, the body to a 32-dimensional one
+    title_features = layers.LSTM(128)(title_features)
+    body_features = layers.LSTM(32)(body_features)
+
+    # Merge all available features into a single large vector via concatenation
+    x = layers.concatenate([title_features, body_features, tags_input])
+
+    # Stick a logistic regression for priority prediction on top of the features
+    priority_pred = layers.Dense(1, name="priority")(x)
+    # Stick a department classifier on top of the features
+    department_pred = layers.Dense(NUM_DEPARTMENTS, name="department")(x)
+
+    # Instantiate an end-to-end model predicting both priority and department
+    return keras.Model(
+        inputs=[title_input, body_input, tags_input],
+        outputs=[priority_pred, department_pred],
+    )
+
+
+def _ticket_data(count: int):
+    rng = np.random.default_rng(0)
+    title_data = rng.integers(NUM_WORDS, size=(count, 10))
+    body_data = rng.integers(NUM_WORDS, size=(count, 100))
+    tags_data = rng.integers(2, size=(count, NUM_TAGS)).astype("float32")
+    priority_targets = rng.random(size=(count, 1))
+    dept_targets = rng.integers(2, size=(count, NUM_DEPARTMENTS))
+    inputs = {"title": title_data, "body": body_data, "tags": tags_data}
+    return inputs, {"priority": priority_targets, "department": dept_targets}
+
+
+def test_multi_input_multi_output_ticket_model():
+    model = _ticket_model()
+    text = _summary_text(model)
+    # 10000*64 twice; 4*(128*(64+128)+128); 4*(32*(64+32)+32); 172+1; 172*4+4
+    for count in ("640,000", "98,816", "12,416", "(None, 172)", "173", "692"):
+        assert count in text
+    assert "Total params: 1,392,097" in text
+    assert model.count_params() == 1392097
+    assert model.output_names == ["priority", "department"]
+
+    # A loss and a loss weight per output, as a list...
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(1e-3),
+        loss=[
+            keras.losses.BinaryCrossentropy(from_logits=True),
+            keras.losses.CategoricalCrossentropy(from_logits=True),
+        ],
+        loss_weights=[1.0, 0.2],
+    )
+    inputs, targets = _ticket_data(256)
+    ordered_inputs = [inputs["title"], inputs["body"], inputs["tags"]]
+    ordered_targets = [targets["priority"], targets["department"]]
+    history = model.fit(ordered_inputs, ordered_targets, epochs=1, batch_size=32, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+    # ...or by output name; the data by input and output name
+    model = _ticket_model()
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(1e-3),
+        loss={
+            "priority": keras.losses.BinaryCrossentropy(from_logits=True),
+            "department": keras.losses.CategoricalCrossentropy(from_logits=True),
+        },
+        loss_weights={"priority": 1.0, "department": 0.2},
+    )
+    history = model.fit(inputs, targets, epochs=2, batch_size=32, verbose=0).history
+    assert sorted(history) == ["department_loss", "loss", "priority_loss"]
+    # the total is the weighted sum of the two losses
+    weighted = np.add(history["priority_loss"], np.multiply(0.2, history["department_loss"]))
+    np.testing.assert_allclose(history["loss"], weighted, rtol=1e-5)
+    assert history["loss"][1] < history["loss"][0]
+
+    priority, department = model.predict(inputs, verbose=0)
+    assert priority.shape == (256, 1) and department.shape == (256, NUM_DEPARTMENTS)
+
+
+def test_one_embedding_shared_by_two_text_inputs():
+    # Embedding for 1000 unique words mapped to 128-dimensional vectors
+    shared_embedding = layers.Embedding(1000, 128)
+
+    # Variable-length sequences of integers
+    text_input_a = keras.Input(shape=(None,), dtype="int32")
+    text_input_b = keras.Input(shape=(None,), dtype="int32")
+
+    # Reuse the same layer to encode both inputs
+    encoded_input_a = shared_embedding(text_input_a)
+    encoded_input_b = shared_embedding(text_input_b)
+    assert encoded_input_a.shape == encoded_input_b.shape == (None, None, 128)
+
+    model = keras.Model([text_input_a, text_input_b], [encoded_input_a, encoded_input_b])
+    assert model.count_params() == 128000  # one table, not two
+    assert len(model.weights) == 1
+    encoded_a, encoded_b = model([np.array([[5, 17, 42]]), np.array([[42, 5]])])
+    np.testing.assert_array_equal(encoded_a.numpy()[0, 2], encoded_b.numpy()[0, 0])
+    np.testing.assert_array_equal(encoded_a.numpy()[0, 0], encoded_b.numpy()[0, 1])
+
+    # Training through either input updates the one table.
+    pooled_a = layers.GlobalAveragePooling1D()(encoded_input_a)
+    pooled_b = layers.GlobalAveragePooling1D()(encoded_input_b)
+    head = layers.Dense(1)(layers.concatenate([pooled_a, pooled_b]))
+    trained = keras.Model([text_input_a, text_input_b], head)
+    trained.compile(optimizer="sgd", loss="mse")
+    before = shared_embedding.embeddings.numpy().copy()
+    only_b = np.array([[7, 8]])
+    trained.fit([np.zeros((1, 2), "int32"), only_b], np.ones((1, 1)), epochs=1, verbose=0)
+    changed = np.flatnonzero(np.any(shared_embedding.embeddings.numpy() != before, axis=1))
+    np.testing.assert_array_equal(changed, [0, 7, 8])
 
 
 class CustomDense(layers.Layer):

@@ -101,9 +101,10 @@ def test_model_without_input_builds_on_first_call():
     stack = keras.Sequential(
         [layers.Dense(2, activation="relu"), layers.Dense(3, activation="relu"), layers.Dense(4)]
     )
-    # Before any data has been seen there is nothing to summarize.
-    with pytest.raises(ValueError, match="not yet been built"):
-        stack.summary()
+    # Before any data has been seen Keras 3 lists the layers, unbuilt (the guide's comment that
+    # summary() cannot be called predates Keras 3).
+    text = _summary_text(stack)
+    assert text.count("0 (unbuilt)") == 3 and "Total params: 0" in text
 
     stack(keras.ones((1, 4)))
     assert len(stack.weights) == 6

@@ -184,19 +184,24 @@ def test_B4_uint8_and_int_inputs_are_cast_to_float32_values_kept():
 
 @pytest.mark.parametrize(
     "bad",
-    [np.ones((2, 4), dtype=bool), np.array([["a", "b", "c", "d"]] * 2), np.array([[object()] * 4])],
-    ids=["bool", "str", "object"],
+    [np.array([["a", "b", "c", "d"]] * 2), np.array([[object()] * 4])],
+    ids=["str", "object"],
 )
-def test_B4_bool_str_object_arrays_raise_type_error(bad):
+def test_B4_str_object_arrays_raise_type_error(bad):
     layer = layers.Dense(3)
     with pytest.raises(TypeError, match="expected numbers"):
         layer(bad)
     assert not layer.built
 
 
-def test_B4_bool_tensor_input_raises_type_error():
-    with pytest.raises(TypeError, match="expected numbers"):
-        layers.Dense(3)(ember.tensor(np.ones((2, 4), dtype=bool)))
+@pytest.mark.parametrize("wrap", [np.asarray, ember.tensor], ids=["array", "tensor"])
+def test_B4_bool_input_means_zeros_and_ones(wrap):
+    """Boolean one-hot data (Keras' character-LSTM example builds it) is cast as Keras does."""
+    layer = layers.Dense(3)
+    flags = np.eye(4, dtype=bool)[:2]
+    out = layer(wrap(flags))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out.numpy(), layer(flags.astype(np.float32)).numpy())
 
 
 @pytest.mark.parametrize("units", [0, -3, 2.5, True, "4", None])

@@ -293,8 +293,11 @@ def test_B4_dtypes():
     assert np.array_equal(out, model.predict(pixels.astype(np.float32)))
     history = model.fit(pixels, y, epochs=1, verbose=0)
     assert math.isfinite(history.history["loss"][0])
-    # bool, str and object arrays are refused with TypeError
-    for bad in (x > 0, x.astype(str), x.astype(object)):
+    # bool arrays (one-hot encodings, as Keras' character-LSTM example builds them) mean 0 and
+    # 1, as Keras casts them; str and object arrays are refused with TypeError
+    assert np.array_equal(model.predict(x > 0), model.predict((x > 0).astype(np.float32)))
+    assert math.isfinite(model.fit(x > 0, y, epochs=1, verbose=0).history["loss"][0])
+    for bad in (x.astype(str), x.astype(object)):
         with pytest.raises(TypeError, match=r"dtype"):
             model.fit(bad, y, verbose=0)
         with pytest.raises(TypeError, match=r"dtype"):

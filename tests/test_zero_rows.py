@@ -33,7 +33,8 @@ _INTEGER_INPUTS = {"Embedding", "TokenAndPositionEmbedding"}  # ids: their own t
 # (position layers' outputs do not depend on the input's values: no input gradient)
 _OWN_TEST = {"MultiHeadAttention", "Attention", "AdditiveAttention", "SinePositionEncoding",
              "PositionEmbedding"}
-_CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell"}  # call(inputs, states): their own test below
+# cells: call(inputs, states), their own test below
+_CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells"}
 
 # class name -> configurations (constructor kwargs, per-sample input shape). The first row of each
 # class is its plain configuration; further rows cover the index arithmetic that could go wrong on
@@ -107,7 +108,9 @@ _CASES: dict[str, list[tuple[dict, tuple]]] = {
         ({"factor": (-0.1, 0.3), "fill_mode": "constant", "fill_value": 1.0,
           "interpolation": "nearest", "data_format": "channels_first", "seed": 1}, (3, 6, 5)),
     ],
-    "RNN": [({"cell": layers.GRUCell(3, reset_after=False)}, (5, 4))],
+    "RNN": [({"cell": layers.GRUCell(3, reset_after=False)}, (5, 4)),
+            ({"cell": [layers.LSTMCell(3), layers.SimpleRNNCell(2)], "return_sequences": True},
+             (5, 4))],
     "SimpleRNN": [({"units": 3}, (5, 4)), ({"units": 3, "activation": "sigmoid"}, (5, 4))],
     "LSTM": [({"units": 3, "return_sequences": True}, (5, 4)),
              ({"units": 3, "dropout": 0.5, "recurrent_dropout": 0.5, "seed": 1}, (5, 4))],

@@ -16,7 +16,7 @@ from ember.layers.attention import (
     attention_mask_from,
 )
 from ember.layers.augmentation import RandomFlip, RandomRotation, RandomTranslation
-from ember.layers.base import InputSpec, Layer, Parameter, layer_from_config
+from ember.layers.base import InputSpec, Layer, Parameter, layer_from_config, layer_spec
 from ember.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from ember.layers.core import (
     Activation,
@@ -67,6 +67,7 @@ from ember.layers.recurrent import (
     LSTMCell,
     SimpleRNN,
     SimpleRNNCell,
+    StackedRNNCells,
     TimeDistributed,
 )
 from ember.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
@@ -142,10 +143,12 @@ __all__ = [
     "concatenate",
     "dot",
     "layer_from_config",
+    "layer_spec",
     "SimpleRNNCell",
     "LSTMCell",
     "GRUCell",
     "RNN",
+    "StackedRNNCells",
     "SimpleRNN",
     "LSTM",
     "GRU",

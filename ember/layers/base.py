@@ -182,7 +182,13 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        LAYER_CLASSES[cls.__name__] = cls
+        # A user's class named like one of Ember's (KerasHub's TokenAndPositionEmbedding written
+        # out in a tutorial) must not take the built-in's place: checkpoints of the built-in
+        # would load as the user's class. It is registered under its full name instead.
+        existing = LAYER_CLASSES.get(cls.__name__)
+        if existing is None or _is_user_class(existing) or not _is_user_class(cls):
+            LAYER_CLASSES[cls.__name__] = cls
+        LAYER_CLASSES[f"{cls.__module__}>{cls.__qualname__}"] = cls
         if "forward" in cls.__dict__ and "call" not in cls.__dict__:
             cls.call = cls.__dict__["forward"]  # PyTorch's spelling of call
         call_parameters = inspect.signature(cls.call).parameters
@@ -779,17 +785,18 @@ class Layer:
                 return inputs
             if inputs.dtype.kind == "f" and inputs.dtype == self.dtype:
                 return inputs
-            if inputs.dtype.kind in "iuf":
+            if inputs.dtype.kind in "biuf":
                 return cast(inputs, self.dtype)
         array = _as_array(inputs)
-        if array.dtype.kind not in "iufb" or (array.dtype.kind == "b" and self._autocast_inputs):
+        if array.dtype.kind not in "iufb":
             raise TypeError(
                 f'Input of layer "{self.name}" has dtype {array.dtype}; expected numbers '
-                "(float, or int/uint8 which are cast to the layer's float dtype)"
+                "(float, or bool/int/uint8 which are cast to the layer's float dtype)"
             )
         if not self._autocast_inputs:
             return Tensor(array)
-        # float64 / uint8 data is cast to the layer's dtype, as Keras' autocast does.
+        # float64 / uint8 / bool (one-hot) data is cast to the layer's dtype, as Keras' autocast
+        # does.
         return Tensor(array.astype(self.dtype, copy=False))
 
     def _check_input(self, inputs) -> None:
@@ -872,6 +879,28 @@ def per_sample_shape(shape, owner: str) -> tuple:
                 f"got {shape}"
             )
     return tuple(None if s is None else int(s) for s in shape)
+
+
+def _is_user_class(cls: type) -> bool:
+    return not cls.__module__.startswith("ember.")
+
+
+def registered_name(cls: type) -> str:
+    """The name a checkpoint stores for a layer class: its class name, or ``module>qualname``
+    for a user's class that shares its name with one of Ember's."""
+    if LAYER_CLASSES.get(cls.__name__) is cls:
+        return cls.__name__
+    return f"{cls.__module__}>{cls.__qualname__}"
+
+
+def layer_spec(layer: Layer) -> dict:
+    """``{"class_name": ..., "config": ...}``: what :func:`layer_from_config` rebuilds from.
+
+    Example:
+        >>> ember.layers.layer_spec(ember.layers.Dense(3))["class_name"]
+        'Dense'
+    """
+    return {"class_name": registered_name(type(layer)), "config": layer.get_config()}
 
 
 def layer_from_config(spec: dict, custom_objects: dict | None = None) -> Layer:

@@ -367,12 +367,6 @@ class InputLayer(Layer):
         return input_symbol(self)
 
     def call(self, inputs):
-        if inputs.dtype.kind == "b" and self.input_dtype.kind == "f":
-            raise TypeError(
-                f'Input "{self.name}" has dtype {self.input_dtype} and received bool data; '
-                "convert it to numbers first (x.astype('float32')) or declare "
-                "Input(dtype='bool')"
-            )
         if inputs.dtype != self.input_dtype and inputs.dtype.kind in "biuf":
             if self.input_dtype.kind in "iub" and inputs.dtype.kind == "f":
                 raise TypeError(

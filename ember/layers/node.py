@@ -42,6 +42,9 @@ class SymbolicTensor:
         self.dtype = np.dtype(dtype)
         self.node = node
         self.index = index  # position among the node's flat outputs
+        # The symbolic mask (boolean, (batch, time)) when the producing layer masks its output,
+        # as Keras' symbolic tensors carry one; the model computes the real mask when it runs.
+        self._keras_mask: SymbolicTensor | None = None
 
     @property
     def layer(self):
@@ -75,7 +78,8 @@ class SymbolicTensor:
         )
 
     def __repr__(self) -> str:
-        return f"<SymbolicTensor shape={self.shape} dtype={self.dtype} from {self.layer.name!r}>"
+        source = "a mask" if self.node is None else repr(self.layer.name)
+        return f"<SymbolicTensor shape={self.shape} dtype={self.dtype} from {source}>"
 
 
 class Node:
@@ -112,12 +116,27 @@ def contains_symbolic(args, kwargs) -> bool:
     return False
 
 
-def _probe_value(symbolic: SymbolicTensor, variable_size: int) -> Tensor:
-    shape = tuple(
+def _probe_shape(shape: tuple, variable_size: int) -> tuple:
+    return tuple(
         1 if axis == 0 else (variable_size if size is None else size)
-        for axis, size in enumerate(symbolic.shape)
+        for axis, size in enumerate(shape)
     )
-    return Tensor(np.zeros(shape, dtype=symbolic.dtype))
+
+
+def _probe_value(symbolic: SymbolicTensor, variable_size: int) -> Tensor:
+    probe = Tensor(np.zeros(_probe_shape(symbolic.shape, variable_size), dtype=symbolic.dtype))
+    mask = symbolic._keras_mask
+    if mask is not None:  # a masked input: the layer sees a mask (all steps real) when probed
+        probe._keras_mask = Tensor(np.ones(_probe_shape(mask.shape, variable_size), dtype=bool))
+    return probe
+
+
+def _symbolic_shape(first: tuple, second: tuple, batch) -> tuple:
+    """An output shape from the two probes: axes that followed the variable size are None."""
+    return tuple(
+        batch if axis == 0 else (None if size != second[axis] else size)
+        for axis, size in enumerate(first)
+    )
 
 
 def _run_probe(layer, args, kwargs, training, variable_size: int):
@@ -154,11 +173,11 @@ def record_call(layer, args: tuple, kwargs: dict, training: bool | None):
                 f'Layer "{layer.name}" returned a {type(a).__name__} from call(); a layer used in '
                 "a functional model must return tensors (or a list/tuple/dict of tensors)"
             )
-        shape = tuple(
-            batch if axis == 0 else (None if size != b.shape[axis] else size)
-            for axis, size in enumerate(a.shape)
-        )
-        outputs.append(SymbolicTensor(shape, a.dtype, node, index))
+        symbolic = SymbolicTensor(_symbolic_shape(a.shape, b.shape, batch), a.dtype, node, index)
+        if a._keras_mask is not None and b._keras_mask is not None:
+            mask_shape = _symbolic_shape(a._keras_mask.shape, b._keras_mask.shape, batch)
+            symbolic._keras_mask = SymbolicTensor(mask_shape, np.bool_)
+        outputs.append(symbolic)
     node.outputs = tree.pack_sequence_as(out, outputs)
     node.flat_outputs = outputs
     layer._inbound_nodes.append(node)

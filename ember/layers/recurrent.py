@@ -21,7 +21,7 @@ from ember import activations as activations_module
 from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
-from ember.layers.base import InputSpec, Layer, layer_from_config
+from ember.layers.base import InputSpec, Layer, layer_from_config, layer_spec
 from ember.layers.regularization import _check_seed
 from ember.ops import recurrent as recurrent_ops
 from ember.tensor import Tensor, default_rng
@@ -30,6 +30,7 @@ __all__ = [
     "SimpleRNNCell",
     "LSTMCell",
     "GRUCell",
+    "StackedRNNCells",
     "RNN",
     "SimpleRNN",
     "LSTM",
@@ -357,6 +358,75 @@ class GRUCell(_Cell):
         }
 
 
+class StackedRNNCells(Layer):
+    """Several cells run as one: each step feeds the first cell's output to the second, and so
+    on (``RNN([cell_a, cell_b])`` builds it). The states are the cells' states one after the
+    other, flat: ``[h_a, c_a, h_b, c_b]`` for two LSTM cells.
+
+    Example:
+        >>> cells = [ember.layers.LSTMCell(4), ember.layers.GRUCell(3)]
+        >>> ember.layers.RNN(cells, return_state=True)(np.ones((2, 5, 6)))[0].shape
+        (2, 3)
+    """
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        cells = list(cells)
+        if not cells or not all(isinstance(c, Layer) and hasattr(c, "state_size") for c in cells):
+            raise TypeError(
+                f'Layer "{self.name}" (StackedRNNCells) takes a non-empty list of cells (layers '
+                "with a state_size), got " + repr(cells)
+            )
+        self.cells = cells
+
+    @staticmethod
+    def _sizes(cell) -> list[int]:
+        size = cell.state_size
+        return list(size) if isinstance(size, (list, tuple)) else [size]
+
+    @property
+    def state_size(self) -> list[int]:
+        return [size for cell in self.cells for size in self._sizes(cell)]
+
+    @property
+    def output_size(self) -> int:
+        last = self.cells[-1]
+        return getattr(last, "output_size", self._sizes(last)[0])
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        for cell in self.cells:
+            if not cell.built:
+                cell._build_from((Tensor(np.zeros((1, features), self.dtype)),))
+            features = getattr(cell, "output_size", self._sizes(cell)[0])
+
+    def reset_dropout_mask(self) -> None:
+        for cell in self.cells:
+            if hasattr(cell, "reset_dropout_mask"):
+                cell.reset_dropout_mask()
+
+    def call(self, inputs, states, training=False):
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        new_states, start = [], 0
+        for cell in self.cells:
+            count = len(self._sizes(cell))
+            own = states[start : start + count]
+            start += count
+            inputs, produced = cell(inputs, own if count > 1 else own[0], training=training)
+            new_states.extend(produced if isinstance(produced, (list, tuple)) else [produced])
+        return inputs, new_states
+
+    def get_config(self):
+        cells = [layer_spec(c) for c in self.cells]
+        return {**super().get_config(), "cells": cells}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["cells"] = [layer_from_config(spec) for spec in config["cells"]]
+        return cls(**config)
+
+
 # ------------------------------------------------------------------------------ the RNN layer
 def _as_state(layer: Layer, value, batch: int, size: int, dtype) -> Tensor:
     state = value if isinstance(value, Tensor) else Tensor(np.asarray(value, dtype=dtype))
@@ -413,6 +483,8 @@ class RNN(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell, dtype=kwargs.get("dtype"))
         if not isinstance(cell, Layer) or not hasattr(cell, "state_size"):
             raise TypeError(
                 f'Layer "{self.name}" (RNN): cell must be a layer with a state_size attribute and '
@@ -440,6 +512,14 @@ class RNN(Layer):
     def reset_states(self) -> None:
         """Forget the states a ``stateful`` layer kept: the next batch starts from zeros."""
         self._kept_states = None
+
+    reset_state = reset_states  # Keras 3's name
+
+    @property
+    def states(self) -> list[Tensor] | None:
+        """The states a ``stateful`` layer kept from its last call (to pass on as another
+        layer's ``initial_state``), or ``None``: not stateful, or not called since a reset."""
+        return None if self._kept_states is None else list(self._kept_states)
 
     def _initial_states(self, initial_state, batch: int, dtype) -> list[Tensor]:
         sizes = self._state_sizes
@@ -530,7 +610,7 @@ class RNN(Layer):
         }
         if type(self) is RNN:
             cell = self.cell
-            config["cell"] = {"class_name": type(cell).__name__, "config": cell.get_config()}
+            config["cell"] = layer_spec(cell)
         return config
 
     @classmethod
@@ -794,7 +874,7 @@ class Bidirectional(Layer):
 
     def get_config(self):
         def spec(layer):
-            return {"class_name": type(layer).__name__, "config": layer.get_config()}
+            return layer_spec(layer)
 
         config = {**super().get_config(), "merge_mode": self.merge_mode}
         config["layer"] = spec(self.forward_layer)
@@ -842,7 +922,7 @@ class TimeDistributed(Layer):
         return ops.reshape(out, (batch, steps, *out.shape[1:]))
 
     def get_config(self):
-        layer = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        layer = layer_spec(self.layer)
         return {**super().get_config(), "layer": layer}
 
     @classmethod

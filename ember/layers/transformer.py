@@ -129,7 +129,9 @@ class PositionEmbedding(Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["initializer"] = initializers_module.deserialize(config["initializer"], "zeros")
+        config["initializer"] = initializers_module.deserialize(
+            config.get("initializer", "glorot_uniform"), "glorot_uniform"
+        )
         return cls(**config)
 
 
@@ -189,7 +191,7 @@ class TokenAndPositionEmbedding(Layer):
     def from_config(cls, config):
         config = dict(config)
         config["embeddings_initializer"] = initializers_module.deserialize(
-            config["embeddings_initializer"], "uniform"
+            config.get("embeddings_initializer", "uniform"), "uniform"
         )
         return cls(**config)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ember import tree
 from ember._graph import topological_order
-from ember.layers.base import Layer
+from ember.layers.base import Layer, layer_spec
 from ember.layers.core import InputLayer, input_symbol
 from ember.layers.node import SymbolicTensor
 
@@ -166,10 +166,7 @@ class FunctionalGraph:
                 }
             )
         return {
-            "layers": [
-                {"class_name": type(layer).__name__, "config": layer.get_config()}
-                for layer in self.layers
-            ],
+            "layers": [layer_spec(layer) for layer in self.layers],
             "nodes": nodes,
             "inputs": tree.map_structure(encode, self.inputs),
             "outputs": tree.map_structure(encode, self.outputs),

@@ -34,7 +34,13 @@ import numpy as np
 
 import ember.models.saving as saving
 from ember import tree
-from ember.layers.base import Layer, _snake_case, layer_from_config, overridable_property
+from ember.layers.base import (
+    Layer,
+    _snake_case,
+    layer_from_config,
+    layer_spec,
+    overridable_property,
+)
 from ember.layers.core import Input, InputLayer, input_symbol
 from ember.layers.node import SymbolicTensor
 from ember.models.functional import FunctionalGraph
@@ -176,7 +182,12 @@ class Model(Trainer, Layer):
         """(name (type), output shape, parameter count, connected to) per layer."""
         if self._graph is None:
             return [
-                (f"{layer.name} ({type(layer).__name__})", "?", layer.count_params(), "")
+                (
+                    f"{layer.name} ({type(layer).__name__})",
+                    "?",
+                    layer.count_params() if layer.built else "0 (unbuilt)",
+                    "",
+                )
                 for layer in self._sublayers()
             ]
         rows, shown = [], set()
@@ -219,7 +230,7 @@ class Model(Trainer, Layer):
         ``expand_nested`` and ``layer_range`` are accepted for Keras compatibility; the layout
         is fixed."""
         print_fn = print_fn or print
-        if not self.built:
+        if not self.built and not isinstance(self, Sequential):  # Keras lists unbuilt layers
             raise ValueError(
                 f"{self.name}.summary: this model has not yet been built. Give it an input shape "
                 "(ember.layers.Input(shape=...)) or call it on a batch of data first"
@@ -240,7 +251,8 @@ class Model(Trainer, Layer):
         title = "Sequential" if isinstance(self, Sequential) else "Model"
         out = [f'{title}: "{self.name}"', line, header, "═" * sum(widths)]
         for i, (name, shape, count, inbound) in enumerate(rows):
-            text = f"{name:<{widths[0]}}{shape:<{widths[1]}}{count:>{widths[2]},}"
+            count = f"{count:,}" if isinstance(count, int) else count
+            text = f"{name:<{widths[0]}}{shape:<{widths[1]}}{count:>{widths[2]}}"
             if connected:
                 text += f"  {inbound:<{widths[3] - 2}}"
             if show_trainable:
@@ -450,9 +462,7 @@ class Sequential(Model):
         config = {
             "name": self.name,
             "input_shape": shape,
-            "layers": [
-                {"class_name": type(l).__name__, "config": l.get_config()} for l in self._stack
-            ],
+            "layers": [layer_spec(layer) for layer in self._stack],
         }
         if self._input_layer is not None and self._input_layer.input_dtype != self.dtype:
             config["input_dtype"] = self._input_layer.input_dtype.name

@@ -74,7 +74,7 @@ import numpy as np
 from ember import __version__
 from ember import losses as losses_module
 from ember import optimizers as optimizers_module
-from ember.layers.base import LAYER_CLASSES
+from ember.layers.base import LAYER_CLASSES, registered_name
 from ember.tensor import default_rng, get_rng_state, set_rng_state
 
 MAGIC = b"EMBERMDL"
@@ -212,7 +212,7 @@ def _model_config(model) -> dict:
             "architecture, which is Python code; use model.save_weights(path) instead, and "
             f"rebuild the model in code before model.load_weights(path) ({exc})"
         ) from None
-    return {"class_name": type(model).__name__, "config": config}
+    return {"class_name": registered_name(type(model)), "config": config}
 
 
 def _auto_named(model) -> list[list]:

@@ -32,9 +32,13 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
 
 
 def operands(a, b) -> tuple[Tensor, Tensor]:
+    """Both operands of a binary op as tensors; a non-tensor takes a float tensor's dtype."""
     if isinstance(a, Tensor):
         return a, as_tensor(b, a)
-    return as_tensor(a, b), b
+    if isinstance(b, Tensor):
+        return as_tensor(a, b), b
+    a = as_tensor(a)  # neither is a tensor: ops.add(np.ones(2), 1.0)
+    return a, as_tensor(b, a)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
