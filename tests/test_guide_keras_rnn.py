@@ -472,7 +472,6 @@ def test_nested_inputs_and_states():
     assert first.shape == (n, unit_1) and second.shape == (n, unit_2, unit_3)
 
 
-@pytest.mark.xfail(strict=True, reason="ember.ops has no einsum (keras.ops.einsum)")
 def test_ops_einsum_as_the_nested_cell_uses_it():
     a = keras.ones((2, 3, 4))
     b = keras.ones((3, 4, 5, 6))

@@ -34,6 +34,7 @@ from ember.ops.conv import (
     max_pool2d,
     upsample_nearest2d,
 )
+from ember.ops.einsum import einsum
 from ember.ops.elementwise import (
     abs,
     cast,
@@ -81,8 +82,11 @@ from ember.ops.shape import (
     getitem,
     pad,
     reshape,
+    split,
     squeeze,
     stack,
+    take,
+    tile,
     transpose,
     unsqueeze,
 )
@@ -174,6 +178,10 @@ __all__ = [
     "stack",
     "pad",
     "getitem",
+    "einsum",
+    "tile",
+    "split",
+    "take",
     # Keras' ops spellings (below); not graph ops
     "arange",
     "eye",
