@@ -31,10 +31,12 @@ test: $(VENV)/.installed-dev
 parity: $(VENV)/.installed-dev
 	EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m parity
 
-## bench: the MLP and convnet benchmarks against PyTorch (needs Fashion-MNIST; not part of CI)
+## bench: the benchmarks against PyTorch (MLP and convnet need Fashion-MNIST; not part of CI)
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/mlp.py --epochs 1 --repeats 3
 	$(BIN)/python benchmarks/convnet.py --epochs 1 --repeats 3
+	$(BIN)/python benchmarks/lstm_lm.py
+	$(BIN)/python benchmarks/transformer.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache digits_mlp.ember
