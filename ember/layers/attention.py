@@ -18,6 +18,7 @@ from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
 from ember.layers.base import Layer
+from ember.layers.core import weight_options_from_config
 from ember.layers.regularization import _check_seed
 from ember.ops.attention import masked_softmax, scaled_dot_product_attention
 from ember.random import dropout
@@ -327,13 +328,7 @@ class MultiHeadAttention(_SeededDropout, Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key, value in config.items():
-            if key.endswith("_initializer"):
-                config[key] = initializers_module.deserialize(value, "zeros")
-            elif key.endswith("_regularizer"):
-                config[key] = regularizers_module.deserialize(value)
-        return cls(**config)
+        return cls(**weight_options_from_config(config))
 
 
 class _AsMatrix:

@@ -22,6 +22,7 @@ from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
 from ember.layers.base import InputSpec, Layer, layer_from_config, layer_spec
+from ember.layers.core import weight_options_from_config
 from ember.layers.regularization import _check_seed
 from ember.ops import recurrent as recurrent_ops
 from ember.tensor import Tensor, default_rng
@@ -199,13 +200,7 @@ class _Cell(Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key, value in config.items():
-            if key.endswith("_initializer"):
-                config[key] = initializers_module.deserialize(value, "zeros")
-            elif key.endswith("_regularizer"):
-                config[key] = regularizers_module.deserialize(value)
-        return cls(**config)
+        return cls(**weight_options_from_config(config))
 
 
 def _activation_is(fn, *names: str) -> bool:
@@ -662,13 +657,7 @@ class _FusedRNN(RNN):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key, value in config.items():
-            if key.endswith("_initializer"):
-                config[key] = initializers_module.deserialize(value, "zeros")
-            elif key.endswith("_regularizer"):
-                config[key] = regularizers_module.deserialize(value)
-        return cls(**config)
+        return cls(**weight_options_from_config(config))
 
 
 class SimpleRNN(_FusedRNN):

@@ -16,7 +16,7 @@ from ember import initializers as initializers_module
 from ember import ops
 from ember.layers.attention import MultiHeadAttention
 from ember.layers.base import Layer, in_shape_inference
-from ember.layers.core import Dense, Embedding
+from ember.layers.core import Dense, Embedding, weight_options_from_config
 from ember.layers.normalization import LayerNormalization
 from ember.layers.regularization import Dropout
 from ember.tensor import Tensor
@@ -305,10 +305,7 @@ class _Block(Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("kernel_initializer", "bias_initializer"):
-            config[key] = initializers_module.deserialize(config[key], "zeros")
-        return cls(**config)
+        return cls(**weight_options_from_config(config))
 
 
 class TransformerEncoder(_Block):
