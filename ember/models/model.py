@@ -111,6 +111,23 @@ class Model(Trainer, Layer):
         return self._require_graph("output").outputs
 
     @property
+    def input_shape(self):
+        """The input shape(s) (``None`` for the batch and variable axes), in the structure of
+        :attr:`input` (Keras)."""
+        return tree.map_structure(lambda t: t.shape, self._require_graph("input_shape").inputs)
+
+    @property
+    def output_shape(self):
+        """The output shape(s), in the structure of :attr:`output` (Keras).
+
+        Example:
+            >>> inputs = ember.Input(shape=(None, 4))
+            >>> ember.Model(inputs, ember.layers.Dense(2)(inputs)).output_shape
+            (None, None, 2)
+        """
+        return tree.map_structure(lambda t: t.shape, self._require_graph("output_shape").outputs)
+
+    @property
     def input_names(self) -> list[str]:
         return self._require_graph("input_names").input_names
 

@@ -295,7 +295,8 @@ def gelu(x: Tensor, approximate: bool = False) -> Tensor:
     if approximate:
         c = data.dtype.type(_SQRT_2_OVER_PI)
         with np.errstate(over="ignore", invalid="ignore"):  # x³ overflows only far beyond ±1000
-            t = xp.tanh(c * (data + data.dtype.type(0.044715) * data**3))
+            # x * x * x, not x**3: NumPy's float32 power is ~80x slower than two products
+            t = xp.tanh(c * (data + data.dtype.type(0.044715) * (data * data * data)))
             out = 0.5 * data * (1 + t)
             local = 0.5 * (1 + t) + 0.5 * data * (1 - t * t) * c * (
                 1 + data.dtype.type(3 * 0.044715) * data * data
