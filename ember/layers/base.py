@@ -786,7 +786,9 @@ class Layer:
             if inputs.dtype.kind == "f" and inputs.dtype == self.dtype:
                 return inputs
             if inputs.dtype.kind in "biuf":
-                return cast(inputs, self.dtype)
+                converted = cast(inputs, self.dtype)
+                converted._keras_mask = inputs._keras_mask  # the same steps: the same mask
+                return converted
         array = _as_array(inputs)
         if array.dtype.kind not in "iufb":
             raise TypeError(
