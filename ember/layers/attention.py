@@ -17,7 +17,7 @@ import numpy as np
 from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
-from ember.layers.base import Layer
+from ember.layers.base import Layer, check_positive_int, check_rate
 from ember.layers.core import weight_options_from_config
 from ember.layers.regularization import _check_seed
 from ember.ops.attention import masked_softmax, scaled_dot_product_attention
@@ -102,14 +102,7 @@ class _SeededDropout:
     """The attention-weight dropout of a layer: Ember's generator, or the layer's own seed."""
 
     def _init_dropout(self, dropout, seed) -> None:
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
-            0.0 <= dropout < 1.0
-        ):
-            raise ValueError(
-                f'Layer "{self.name}" ({type(self).__name__}): dropout must be a number in '
-                f"[0, 1), got {dropout!r}"
-            )
-        self.dropout = float(dropout)
+        self.dropout = check_rate(self, "dropout", dropout)
         self.seed = _check_seed(self.name, seed)
         self._rng = None if self.seed is None else np.random.default_rng(self.seed)
 
@@ -168,19 +161,13 @@ class MultiHeadAttention(_SeededDropout, Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for label, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(
-                    f'Layer "{self.name}" (MultiHeadAttention): {label} must be a positive '
-                    f"integer, got {value!r}"
-                )
         if attention_axes is not None and tuple(np.atleast_1d(attention_axes)) not in ((1,), (-2,)):
             raise ValueError(
                 f'Layer "{self.name}" (MultiHeadAttention): only attention over the time axis '
                 f"(attention_axes=None) is supported, got {attention_axes!r}"
             )
-        self.num_heads = int(num_heads)
-        self.key_dim = int(key_dim)
+        self.num_heads = check_positive_int(self, "num_heads", num_heads)
+        self.key_dim = check_positive_int(self, "key_dim", key_dim)
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
         self.use_bias = bool(use_bias)
         if isinstance(output_shape, (list, tuple)):

@@ -905,6 +905,36 @@ def layer_spec(layer: Layer) -> dict:
     return {"class_name": registered_name(type(layer)), "config": layer.get_config()}
 
 
+def check_positive_int(layer: Layer, name: str, value) -> int:
+    """``value`` as an int, or a ``ValueError`` naming the layer and the argument.
+
+    Example:
+        >>> ember.layers.base.check_positive_int(ember.layers.Layer(name="l"), "units", 3)
+        3
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(
+            f'Layer "{layer.name}" ({type(layer).__name__}): {name} must be a positive integer, '
+            f"got {value!r}"
+        )
+    return int(value)
+
+
+def check_rate(layer: Layer, name: str, value) -> float:
+    """A dropout rate in ``[0, 1)`` as a float, or a ``ValueError`` naming the layer.
+
+    Example:
+        >>> ember.layers.base.check_rate(ember.layers.Layer(name="l"), "dropout", 0.1)
+        0.1
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(
+            f'Layer "{layer.name}" ({type(layer).__name__}): {name} must be a number in [0, 1), '
+            f"got {value!r}"
+        )
+    return float(value)
+
+
 def layer_from_config(spec: dict, custom_objects: dict | None = None) -> Layer:
     """A layer rebuilt from ``{"class_name": ..., "config": ...}`` (classes known to Ember or
     defined by the user before loading, or given in ``custom_objects``).

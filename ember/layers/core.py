@@ -10,7 +10,7 @@ from ember import activations as activations_module
 from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
-from ember.layers.base import InputSpec, Layer, per_sample_shape
+from ember.layers.base import InputSpec, Layer, check_positive_int, per_sample_shape
 from ember.layers.node import Node, SymbolicTensor
 from ember.tensor import Tensor
 
@@ -240,14 +240,8 @@ class Embedding(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for label, value in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(
-                    f'Layer "{self.name}" (Embedding): {label} must be a positive integer, '
-                    f"got {value!r}"
-                )
-        self.input_dim = int(input_dim)
-        self.output_dim = int(output_dim)
+        self.input_dim = check_positive_int(self, "input_dim", input_dim)
+        self.output_dim = check_positive_int(self, "output_dim", output_dim)
         self.embeddings_initializer = initializers_module.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers_module.get(embeddings_regularizer)
         self.mask_zero = bool(mask_zero)

@@ -21,7 +21,14 @@ from ember import activations as activations_module
 from ember import initializers as initializers_module
 from ember import ops
 from ember import regularizers as regularizers_module
-from ember.layers.base import InputSpec, Layer, layer_from_config, layer_spec
+from ember.layers.base import (
+    InputSpec,
+    Layer,
+    check_positive_int,
+    check_rate,
+    layer_from_config,
+    layer_spec,
+)
 from ember.layers.core import weight_options_from_config
 from ember.layers.regularization import _check_seed
 from ember.ops import recurrent as recurrent_ops
@@ -39,24 +46,6 @@ __all__ = [
     "Bidirectional",
     "TimeDistributed",
 ]
-
-
-def _positive_int(layer: Layer, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(
-            f'Layer "{layer.name}" ({type(layer).__name__}): {name} must be a positive integer, '
-            f"got {value!r}"
-        )
-    return int(value)
-
-
-def _rate(layer: Layer, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(
-            f'Layer "{layer.name}" ({type(layer).__name__}): {name} must be a number in [0, 1), '
-            f"got {value!r}"
-        )
-    return float(value)
 
 
 # ------------------------------------------------------------------------------ cells
@@ -83,7 +72,7 @@ class _Cell(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.units = _positive_int(self, "units", units)
+        self.units = check_positive_int(self, "units", units)
         self.activation = activations_module.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers_module.get(kernel_initializer)
@@ -92,8 +81,8 @@ class _Cell(Layer):
         self.kernel_regularizer = regularizers_module.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers_module.get(recurrent_regularizer)
         self.bias_regularizer = regularizers_module.get(bias_regularizer)
-        self.dropout = _rate(self, "dropout", dropout)
-        self.recurrent_dropout = _rate(self, "recurrent_dropout", recurrent_dropout)
+        self.dropout = check_rate(self, "dropout", dropout)
+        self.recurrent_dropout = check_rate(self, "recurrent_dropout", recurrent_dropout)
         self.seed = _check_seed(self.name, seed)
         self._rng = None if self.seed is None else np.random.default_rng(self.seed)
         self.reset_dropout_mask()

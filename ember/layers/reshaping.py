@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ember import ops
-from ember.layers.base import InputSpec, Layer
+from ember.layers.base import InputSpec, Layer, check_positive_int
 from ember.layers.conv import _LAYOUTS, _data_format
 from ember.ops.conv import upsample_nearest2d
 
@@ -64,10 +64,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n: int, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f'Layer "{self.name}" (RepeatVector): n must be a positive integer, '
-                             f"got {n!r}")  # fmt: skip
-        self.n = int(n)
+        self.n = check_positive_int(self, "n", n)
 
     def call(self, inputs):
         if inputs.ndim != 2:

@@ -15,7 +15,7 @@ from ember import activations as activations_module
 from ember import initializers as initializers_module
 from ember import ops
 from ember.layers.attention import MultiHeadAttention
-from ember.layers.base import Layer, in_shape_inference
+from ember.layers.base import Layer, check_positive_int, check_rate, in_shape_inference
 from ember.layers.core import Dense, Embedding, weight_options_from_config
 from ember.layers.normalization import LayerNormalization
 from ember.layers.regularization import Dropout
@@ -88,14 +88,7 @@ class PositionEmbedding(Layer):
 
     def __init__(self, sequence_length: int, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or (
-            sequence_length <= 0
-        ):
-            raise ValueError(
-                f'Layer "{self.name}" (PositionEmbedding): sequence_length must be a positive '
-                f"integer, got {sequence_length!r}"
-            )
-        self.sequence_length = sequence_length
+        self.sequence_length = check_positive_int(self, "sequence_length", sequence_length)
         self.initializer = initializers_module.get(initializer)
 
     def build(self, input_shape):
@@ -213,22 +206,9 @@ class _Block(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for label, value in (("intermediate_dim", intermediate_dim), ("num_heads", num_heads)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(
-                    f'Layer "{self.name}" ({type(self).__name__}): {label} must be a positive '
-                    f"integer, got {value!r}"
-                )
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
-            0.0 <= dropout < 1.0
-        ):
-            raise ValueError(
-                f'Layer "{self.name}" ({type(self).__name__}): dropout must be a number in '
-                f"[0, 1), got {dropout!r}"
-            )
-        self.intermediate_dim = int(intermediate_dim)
-        self.num_heads = int(num_heads)
-        self.dropout = float(dropout)
+        self.intermediate_dim = check_positive_int(self, "intermediate_dim", intermediate_dim)
+        self.num_heads = check_positive_int(self, "num_heads", num_heads)
+        self.dropout = check_rate(self, "dropout", dropout)
         self.activation = activations_module.get(activation)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.kernel_initializer = initializers_module.get(kernel_initializer)

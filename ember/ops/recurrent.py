@@ -254,20 +254,38 @@ def _lstm_order(w: np.ndarray, units: int) -> np.ndarray:
     )
 
 
+def _project_gates(x_tm: np.ndarray, kernel: np.ndarray, bias, count: int) -> np.ndarray:
+    """The input projection of all steps, gate-major ``(count, T, B, H)``: one product per gate
+    written straight in place, and the bias added once."""
+    steps, batch, features = x_tm.shape
+    units = kernel.shape[1] // count
+    gates = xp.empty((count, steps, batch, units), x_tm.dtype)
+    rows = x_tm.reshape(steps * batch, features)
+    for k in range(count):
+        np.matmul(rows, kernel[:, k * units : (k + 1) * units], out=gates[k].reshape(-1, units))
+    if bias is not None:
+        gates += bias.reshape(count, 1, 1, units)
+    return gates
+
+
+def _recurrent_product(h, recurrent, rmask, scratch, out) -> None:
+    """``h_{t-1} @ recurrent`` into ``out``; with recurrent dropout, ``h * rmask`` first (into
+    ``scratch``)."""
+    if rmask is not None:
+        h = np.multiply(h, rmask, out=scratch)
+    np.matmul(h, recurrent, out=out)
+
+
 def _lstm_forward(x_tm, h0, c0, kernel, recurrent, bias, mask, rmask):
     """Run the LSTM; returns the activated gates, gate-major (4, T, B, H) in the order i, f, o,
     c (each gate of a step is a contiguous block), h and c (T+1, B, H), and tanh(c_t)."""
-    steps, batch, features = x_tm.shape
+    steps, batch = x_tm.shape[:2]
     units = recurrent.shape[0]
     sig = slice(0, 3 * units)
     w = _halved(_lstm_order(kernel, units), sig)
     u = _halved(_lstm_order(recurrent, units), sig)
-    gates = xp.empty((4, steps, batch, units), x_tm.dtype)
-    x2 = x_tm.reshape(steps * batch, features)
-    for k in range(4):  # the projection of all steps: one product per gate, straight in place
-        np.matmul(x2, w[:, k * units : (k + 1) * units], out=gates[k].reshape(-1, units))
-    if bias is not None:
-        gates += _halved(_lstm_order(bias, units), sig).reshape(4, 1, 1, units)
+    bias = None if bias is None else _halved(_lstm_order(bias, units), sig)
+    gates = _project_gates(x_tm, w, bias, 4)
     h_all, c_all = _initial_buffer(h0, steps), _initial_buffer(c0, steps)
     tanh_c = xp.empty((steps, batch, units), x_tm.dtype)
     rec = xp.empty((batch, 4 * units), x_tm.dtype)
@@ -275,10 +293,7 @@ def _lstm_forward(x_tm, h0, c0, kernel, recurrent, bias, mask, rmask):
     tmp = xp.empty_like(h0)
     h_in = None if rmask is None else xp.empty_like(h0)
     for t in range(steps):
-        if rmask is None:
-            np.matmul(h_all[t], u, out=rec)
-        else:
-            np.matmul(np.multiply(h_all[t], rmask, out=h_in), u, out=rec)
+        _recurrent_product(h_all[t], u, rmask, h_in, rec)
         g = gates[:, t]
         g += rec_by_gate
         np.tanh(g, out=g)
@@ -452,16 +467,11 @@ def lstm(
 def _gru_forward(x_tm, h0, kernel, recurrent, input_bias, recurrent_bias, mask, rmask):
     """Run the GRU; returns the activated gates, gate-major (3, T, B, H) in the order z, r, n,
     h (T+1, B, H) and the recurrent part of the candidate, h U_h + rb_h (T, B, H)."""
-    steps, batch, features = x_tm.shape
+    steps, batch = x_tm.shape[:2]
     units = recurrent.shape[0]
     sig = slice(0, 2 * units)  # z, r
     w = _halved(kernel, sig)
-    gates = xp.empty((3, steps, batch, units), x_tm.dtype)
-    x2 = x_tm.reshape(steps * batch, features)
-    for k in range(3):  # the projection of all steps: one product per gate, straight in place
-        np.matmul(x2, w[:, k * units : (k + 1) * units], out=gates[k].reshape(-1, units))
-    if input_bias is not None:
-        gates += _halved(input_bias, sig).reshape(3, 1, 1, units)
+    gates = _project_gates(x_tm, w, None if input_bias is None else _halved(input_bias, sig), 3)
     u = _halved(recurrent, sig)
     rb = None if recurrent_bias is None else _halved(recurrent_bias, sig)
     h_all = _initial_buffer(h0, steps)
@@ -471,10 +481,7 @@ def _gru_forward(x_tm, h0, kernel, recurrent, input_bias, recurrent_bias, mask, 
     tmp = xp.empty_like(h0)
     h_in = None if rmask is None else xp.empty_like(h0)
     for t in range(steps):
-        if rmask is None:
-            np.matmul(h_all[t], u, out=rec)
-        else:
-            np.matmul(np.multiply(h_all[t], rmask, out=h_in), u, out=rec)
+        _recurrent_product(h_all[t], u, rmask, h_in, rec)
         if rb is not None:
             rec += rb
         g = gates[:, t]
@@ -647,10 +654,7 @@ def _rnn_forward(x_tm, h0, kernel, recurrent, bias, activation, mask, rmask):
     rec = xp.empty(h0.shape, h0.dtype)
     h_in = None if rmask is None else xp.empty(h0.shape, h0.dtype)
     for t in range(steps):
-        if rmask is None:
-            np.matmul(h_all[t], recurrent, out=rec)
-        else:
-            np.matmul(np.multiply(h_all[t], rmask, out=h_in), recurrent, out=rec)
+        _recurrent_product(h_all[t], recurrent, rmask, h_in, rec)
         a = h_all[t + 1]
         a += rec
         if activation == "tanh":
