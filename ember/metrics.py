@@ -677,6 +677,17 @@ def _check_k(name: str, k) -> int:
     return int(k)
 
 
+def _init_top_k(metric, per_sample, k, name: str) -> None:
+    """What both top-k accuracies do at construction: check ``k`` and wrap ``per_sample``."""
+    k = _check_k(name, k)
+    MeanMetricWrapper.__init__(metric, per_sample, name=name, k=k)
+    metric.k = k
+
+
+def _top_k_config(self) -> dict:
+    return {"name": self.name, "k": self.k}
+
+
 class TopKCategoricalAccuracy(MeanMetricWrapper):
     """How often the one-hot target class is among the ``k`` highest scores (ties at the k-th
     score count as inside).
@@ -690,12 +701,9 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
     """
 
     def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy"):
-        k = _check_k(name, k)
-        super().__init__(_per_sample_top_k, name=name, k=k)
-        self.k = k
+        _init_top_k(self, _per_sample_top_k, k, name)
 
-    def get_config(self) -> dict:
-        return {"name": self.name, "k": self.k}
+    get_config = _top_k_config
 
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
@@ -709,12 +717,9 @@ class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
     """
 
     def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy"):
-        k = _check_k(name, k)
-        super().__init__(_per_sample_sparse_top_k, name=name, k=k)
-        self.k = k
+        _init_top_k(self, _per_sample_sparse_top_k, k, name)
 
-    def get_config(self) -> dict:
-        return {"name": self.name, "k": self.k}
+    get_config = _top_k_config
 
 
 class MeanSquaredError(_FixedFunctionMetric):
