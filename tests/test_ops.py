@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Callable
 
 import _op_rows_attention
+import _op_rows_graph
 import _op_rows_more
 import _op_rows_recurrent
 import numpy as np
@@ -1233,6 +1234,7 @@ case(
 _op_rows_recurrent.add_rows(case)
 _op_rows_attention.add_rows(case)
 _op_rows_more.add_rows(case)
+_op_rows_graph.add_rows(case)
 
 # Keras spellings: creation functions and aliases of ops that have rows (expand_dims = unsqueeze)
 NON_DIFFERENTIABLE = set(ops._KERAS_SPELLINGS) | {

@@ -35,6 +35,9 @@ _OWN_TEST = {"MultiHeadAttention", "Attention", "AdditiveAttention", "SinePositi
              "PositionEmbedding"}
 # cells: call(inputs, states), their own test below
 _CELLS = {"SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells"}
+# graph layers: call(node_features, edge_index), their own test below (a graph of zero nodes);
+# MessagePassing is the base class users subclass
+_GRAPH = {"GCNConv", "SAGEConv", "GATConv", "GlobalGraphPooling", "MessagePassing"}
 
 # class name -> configurations (constructor kwargs, per-sample input shape). The first row of each
 # class is its plain configuration; further rows cover the index arithmetic that could go wrong on
@@ -140,7 +143,7 @@ def _layer_classes() -> list[str]:
     names = []
     for name in layers.__all__:
         obj = getattr(layers, name)
-        skipped = _NOT_LAYERS | _MERGE | _INTEGER_INPUTS | _CELLS | _OWN_TEST
+        skipped = _NOT_LAYERS | _MERGE | _INTEGER_INPUTS | _CELLS | _OWN_TEST | _GRAPH
         if name in skipped or not inspect.isclass(obj):
             continue  # helpers, functional forms (add, concatenate...) and merge layers
         names.append(name)
@@ -407,6 +410,23 @@ def test_B6_zero_rows_attention_layers():
             out.sum().backward()
         assert out.shape == (0, 3, 4), type(layer).__name__
         assert all(w.grad is None or not w.grad.any() for w in layer.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [layers.GCNConv(3), layers.SAGEConv(3, aggregator="max"), layers.GATConv(3, heads=2)],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_B6_graph_of_zero_nodes(layer):
+    """A graph with no nodes and no edges: a (0, units) output and a backward that runs."""
+    nodes = ember.Tensor(np.zeros((0, 4), np.float32), requires_grad=True)
+    with _strict():
+        out = layer(nodes, np.zeros((2, 0), int), training=True)
+        out.sum().backward()
+        pooled = layers.GlobalGraphPooling("max")(out, np.zeros(0, int), num_graphs=2)
+    assert out.shape[0] == 0 and out.dtype == np.float32
+    assert nodes.grad.shape == (0, 4)
+    assert pooled.numpy().tolist() == [[0.0] * out.shape[1]] * 2  # empty graphs pool to 0
 
 
 def test_B6_zero_rows_position_layers():

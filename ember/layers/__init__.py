@@ -28,6 +28,7 @@ from ember.layers.core import (
     Masking,
     SymbolicTensor,
 )
+from ember.layers.graph import GATConv, GCNConv, GlobalGraphPooling, MessagePassing, SAGEConv
 from ember.layers.merging import (
     Add,
     Average,
@@ -120,6 +121,11 @@ __all__ = [
     "Permute",
     "ZeroPadding2D",
     "UpSampling2D",
+    "GCNConv",
+    "GATConv",
+    "GlobalGraphPooling",
+    "MessagePassing",
+    "SAGEConv",
     "SpatialDropout2D",
     "RandomFlip",
     "RandomTranslation",

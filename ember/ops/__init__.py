@@ -64,6 +64,13 @@ from ember.ops.elementwise import (
     tanh,
     where,
 )
+from ember.ops.graph import (
+    segment_max,
+    segment_mean,
+    segment_softmax,
+    segment_sum,
+    sparse_matmul,
+)
 from ember.ops.nn import (
     embedding,
     log_softmax,
@@ -179,6 +186,11 @@ __all__ = [
     "pad",
     "getitem",
     "einsum",
+    "segment_max",
+    "segment_mean",
+    "segment_softmax",
+    "segment_sum",
+    "sparse_matmul",
     "tile",
     "split",
     "take",
