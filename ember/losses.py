@@ -54,19 +54,8 @@ class Loss:
     name = "loss"
 
     def __call__(self, y_true, y_pred, sample_weight=None) -> Tensor:
-        self._check_argument_order(y_true, y_pred)
-        y_pred = as_tensor(y_pred)
-        if y_pred.dtype.kind != "f":
-            y_pred = ops.cast(y_pred, np.float32)
-        y_true = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
-        if y_pred.ndim == 0:
-            raise ValueError(f"{self.name}: y_pred must have a batch axis; got a scalar")
-        if y_true.shape[:1] != y_pred.shape[:1]:
-            raise ValueError(
-                f"{self.name}: y_true has {y_true.shape[0] if y_true.ndim else 0} samples "
-                f"(shape {y_true.shape}) but y_pred has {y_pred.shape[0]} (shape {y_pred.shape})"
-            )
-        per_sample = self.per_sample(y_true, y_pred)
+        y_pred = as_tensor(y_pred) if not isinstance(y_pred, Tensor) else y_pred
+        per_sample = self.per_sample_losses(y_true, y_pred)
         mask = y_pred._keras_mask
         if mask is not None:
             return _masked_mean(self.name, per_sample, mask, sample_weight)
@@ -82,6 +71,23 @@ class Loss:
             weights = weights.reshape(weights.shape + (1,) * (per_sample.ndim - 1))
             per_sample = per_sample * weights
         return ops.mean(per_sample) if per_sample.size else ops.sum(per_sample)
+
+    def per_sample_losses(self, y_true, y_pred) -> Tensor:
+        """The unreduced losses, one per sample (and step), after the same checks as a call:
+        what Keras' function forms (``keras.losses.mean_squared_error``) return."""
+        self._check_argument_order(y_true, y_pred)
+        y_pred = as_tensor(y_pred)
+        if y_pred.dtype.kind != "f":
+            y_pred = ops.cast(y_pred, np.float32)
+        y_true = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
+        if y_pred.ndim == 0:
+            raise ValueError(f"{self.name}: y_pred must have a batch axis; got a scalar")
+        if y_true.shape[:1] != y_pred.shape[:1]:
+            raise ValueError(
+                f"{self.name}: y_true has {y_true.shape[0] if y_true.ndim else 0} samples "
+                f"(shape {y_true.shape}) but y_pred has {y_pred.shape[0]} (shape {y_pred.shape})"
+            )
+        return self.per_sample(y_true, y_pred)
 
     def per_sample(self, y_true: np.ndarray, y_pred: Tensor) -> Tensor:
         raise NotImplementedError
@@ -548,15 +554,18 @@ class _FunctionLoss(Loss):
         return out
 
 
-# Keras-style functional aliases: ember.losses.mse(y_true, y_pred)
+# Keras' function forms: ember.losses.mse(y_true, y_pred) returns one loss per sample (the mean
+# over the last axis), as keras.losses.mean_squared_error does; reduce it (.mean()) before
+# backward(). Ember's own half_mean_squared_error, root_mean_squared_error and
+# negative_log_likelihood return the batch mean, as PyTorch's functional losses.
 def mean_squared_error(y_true, y_pred) -> Tensor:
     """Function form of :class:`MeanSquaredError` (alias ``mse``).
 
     Example:
-        >>> ember.losses.mse([[1.0], [2.0]], ember.tensor([[1.5], [2.0]]))
-        tensor(0.125)
+        >>> ember.losses.mse([[1.0], [2.0]], ember.tensor([[1.5], [2.0]]))  # one per sample
+        tensor([0.25, 0.  ])
     """
-    return MeanSquaredError()(y_true, y_pred)
+    return MeanSquaredError().per_sample_losses(y_true, y_pred)
 
 
 mse = mean_squared_error
@@ -567,9 +576,9 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
 
     Example:
         >>> ember.losses.binary_crossentropy([[1.0], [0.0]], ember.tensor([[0.9], [0.2]]))
-        tensor(0.16425204)
+        tensor([0.10536055, 0.22314353])
     """
-    return BinaryCrossentropy(from_logits)(y_true, y_pred)
+    return BinaryCrossentropy(from_logits).per_sample_losses(y_true, y_pred)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
@@ -577,9 +586,9 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tenso
 
     Example:
         >>> ember.losses.categorical_crossentropy([[0.0, 1.0]], ember.tensor([[0.25, 0.75]]))
-        tensor(0.2876821)
+        tensor([0.2876821])
     """
-    return CategoricalCrossentropy(from_logits)(y_true, y_pred)
+    return CategoricalCrossentropy(from_logits).per_sample_losses(y_true, y_pred)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
@@ -588,9 +597,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -
     Example:
         >>> logits = ember.tensor([[0.0, 2.0]])
         >>> ember.losses.sparse_categorical_crossentropy([1], logits, from_logits=True)
-        tensor(0.12692805)
+        tensor([0.12692805])
     """
-    return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)
+    return SparseCategoricalCrossentropy(from_logits).per_sample_losses(y_true, y_pred)
 
 
 def half_mean_squared_error(y_true, y_pred) -> Tensor:
@@ -618,9 +627,9 @@ def mean_absolute_error(y_true, y_pred) -> Tensor:
 
     Example:
         >>> ember.losses.mae([[1.0], [2.0]], ember.tensor([[1.5], [1.0]]))
-        tensor(0.75)
+        tensor([0.5, 1. ])
     """
-    return MeanAbsoluteError()(y_true, y_pred)
+    return MeanAbsoluteError().per_sample_losses(y_true, y_pred)
 
 
 mae = mean_absolute_error
@@ -631,9 +640,9 @@ def huber(y_true, y_pred, delta: float = 1.0) -> Tensor:
 
     Example:
         >>> ember.losses.huber([[0.0], [0.0]], ember.tensor([[0.5], [3.0]]), delta=2.0)
-        tensor(2.0625)
+        tensor([0.125, 4.   ])
     """
-    return Huber(delta)(y_true, y_pred)
+    return Huber(delta).per_sample_losses(y_true, y_pred)
 
 
 def negative_log_likelihood(y_true, y_pred) -> Tensor:
@@ -654,9 +663,9 @@ def hinge(y_true, y_pred) -> Tensor:
 
     Example:
         >>> ember.losses.hinge([[1.0], [0.0]], ember.tensor([[0.3], [0.5]]))
-        tensor(1.1)
+        tensor([0.7, 1.5])
     """
-    return Hinge()(y_true, y_pred)
+    return Hinge().per_sample_losses(y_true, y_pred)
 
 
 def kl_divergence(y_true, y_pred) -> Tensor:
@@ -664,9 +673,9 @@ def kl_divergence(y_true, y_pred) -> Tensor:
 
     Example:
         >>> ember.losses.kld([[0.5, 0.5]], ember.tensor([[0.25, 0.75]]))
-        tensor(0.14384104)
+        tensor([0.14384104])
     """
-    return KLDivergence()(y_true, y_pred)
+    return KLDivergence().per_sample_losses(y_true, y_pred)
 
 
 kld = kl_divergence

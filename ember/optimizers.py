@@ -679,7 +679,7 @@ class SGD(Optimizer):
         >>> x, y = np.random.rand(8, 4).astype("float32"), np.random.rand(8, 1).astype("float32")
         >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
         >>> opt = ember.optimizers.SGD(model.parameters(), learning_rate=0.1, momentum=0.9)
-        >>> loss = ember.losses.mean_squared_error(y, model(x))
+        >>> loss = ember.losses.mean_squared_error(y, model(x)).mean()
         >>> opt.zero_grad(); loss.backward(); opt.step()
         >>> opt.iterations
         1

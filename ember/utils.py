@@ -1,12 +1,13 @@
 """Helpers for hand-written training loops: gradient clipping with PyTorch's semantics, and
-Keras' :func:`to_categorical` for one-hot labels and :func:`pad_sequences` (from
-:mod:`ember.text`) for batches of sequences.
+Keras' :func:`to_categorical` for one-hot labels, :func:`pad_sequences` (from
+:mod:`ember.text`) for batches of sequences, and :func:`array_to_img` / :func:`img_to_array`
+between arrays and Pillow images.
 
 Example:
     >>> x, y = np.random.rand(8, 4).astype("float32"), np.random.rand(8, 1).astype("float32")
     >>> model = ember.models.Sequential([ember.layers.Input(shape=(4,)), ember.layers.Dense(1)])
     >>> opt = ember.optimizers.SGD(model.parameters(), learning_rate=0.1)
-    >>> loss = ember.losses.mean_squared_error(y, model(x))
+    >>> loss = ember.losses.mean_squared_error(y, model(x)).mean()
     >>> opt.zero_grad(); loss.backward()
     >>> total = ember.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
     >>> opt.step()
@@ -36,6 +37,8 @@ __all__ = [
     "clip_coefficient",
     "to_categorical",
     "pad_sequences",
+    "array_to_img",
+    "img_to_array",
 ]
 
 
@@ -192,3 +195,49 @@ def to_categorical(
     one_hot = np.zeros((flat.size, int(num_classes)), dtype=dtype)
     one_hot[np.arange(flat.size), flat] = 1
     return one_hot.reshape(*shape, int(num_classes))
+
+
+_IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def array_to_img(x, scale: bool = True, dtype: str = "float32"):
+    """A ``(height, width, channels)`` array or tensor as a Pillow image (``keras.utils.
+    array_to_img``): 1 channel gives a grey ``"L"`` image, 3 ``"RGB"``, 4 ``"RGBA"``. With
+    ``scale`` the values are shifted and stretched to span 0..255 first; otherwise they must
+    already be in 0..255. Needs Pillow (installed with matplotlib, or ``pip install pillow``).
+
+    Example:
+        >>> img = ember.utils.array_to_img(np.array([[[0.0], [1.0]]]))
+        >>> img.mode, img.size, np.asarray(img).tolist()
+        ('L', (2, 1), [[0, 255]])
+    """
+    try:
+        from PIL import Image
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("array_to_img needs Pillow: `pip install pillow`") from err
+    array = np.array(x.numpy() if isinstance(x, Tensor) else x, dtype=dtype)
+    if array.ndim != 3 or array.shape[-1] not in _IMAGE_MODES:
+        raise ValueError(
+            "array_to_img: expected an image of shape (height, width, channels) with 1, 3 or 4 "
+            f"channels (channels last), got shape {array.shape}; for a batch pick one image, "
+            "x[i]"
+        )
+    if scale:
+        array -= array.min()
+        if array.max() != 0:
+            array /= array.max()
+        array *= 255
+    pixels = np.clip(array, 0, 255).astype(np.uint8)  # Keras truncates too
+    mode = _IMAGE_MODES[array.shape[-1]]
+    return Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode)
+
+
+def img_to_array(img, dtype: str = "float32") -> np.ndarray:
+    """A Pillow image as a ``(height, width, channels)`` array (``keras.utils.img_to_array``).
+
+    Example:
+        >>> ember.utils.img_to_array(ember.utils.array_to_img(np.zeros((2, 3, 3)))).shape
+        (2, 3, 3)
+    """
+    array = np.asarray(img, dtype=dtype)
+    return array[..., None] if array.ndim == 2 else array

@@ -413,7 +413,7 @@ def test_hand_written_training_loop_with_a_dataloader():
     for _ in range(30):
         total = 0.0
         for xb, yb in loader:
-            loss = ember.losses.mean_squared_error(yb, model(xb))
+            loss = ember.losses.mean_squared_error(yb, model(xb)).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

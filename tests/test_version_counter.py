@@ -201,7 +201,7 @@ def test_a_normal_training_loop_never_raises():
     optimizer = ember.optimizers.SGD(model.parameters(), learning_rate=0.05, momentum=0.9)
     losses = []
     for _ in range(60):
-        loss = ember.losses.mean_squared_error(y, model(x))
+        loss = ember.losses.mean_squared_error(y, model(x)).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -211,7 +211,7 @@ def test_a_normal_training_loop_never_raises():
     params = model.parameters()
     identities = [id(p) for p in params]
     for _ in range(5):
-        loss = ember.losses.mean_squared_error(y, model(x))
+        loss = ember.losses.mean_squared_error(y, model(x)).mean()
         for p in params:
             p.grad = None
         loss.backward()

@@ -22,6 +22,24 @@ from ember import tree
 from ember.tensor import Tensor, default_rng
 
 
+def pack_batch(x, y=None, sample_weight=None):
+    """The batch a ``train_step``/``test_step``/``predict_step`` receives, as Keras packs it:
+    ``x`` alone when there are no targets and weights (a VAE's ``train_step(data)`` reads the
+    images as ``data``), ``(x,)`` when ``x`` itself is a tuple or list (several inputs),
+    ``(x, y)`` without weights, else ``(x, y, sample_weight)``. :func:`unpack_batch` inverts it.
+
+    Example:
+        >>> from ember.models.data_adapter import pack_batch
+        >>> pack_batch(np.ones(2)).shape, len(pack_batch(np.ones(2), np.ones(2)))
+        ((2,), 2)
+    """
+    if y is None and sample_weight is None:
+        return (x,) if isinstance(x, (tuple, list)) else x
+    if sample_weight is None:
+        return (x, y)
+    return (x, y, sample_weight)
+
+
 def unpack_batch(data):
     """``(x, y, sample_weight)`` from one batch: ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)``.
 

@@ -36,6 +36,7 @@ from ember.models.data_adapter import (
     check_arrays,
     is_batch_iterable,
     num_samples,
+    pack_batch,
     take,
     unpack_batch,
 )
@@ -499,7 +500,7 @@ class Trainer:
         for step, batch in enumerate(train.epoch()):
             callback_list.on_train_batch_begin(step)
             try:
-                logs = _floats(self.train_step(batch))
+                logs = _floats(self.train_step(pack_batch(*batch)))
                 value = logs.get("loss")
                 finite = value is None or math.isfinite(value)
                 problem = None if finite else f"the loss became {value}"
@@ -540,7 +541,7 @@ class Trainer:
             for step, batch in enumerate(batches.epoch()):
                 if callbacks is not None:
                     callbacks.on_test_batch_begin(step)
-                logs = _floats(self.test_step(batch))
+                logs = _floats(self.test_step(pack_batch(*batch)))
                 if callbacks is not None:
                     callbacks.on_test_batch_end(step, logs)
         return dict(logs)
@@ -617,7 +618,7 @@ class Trainer:
                 for step, batch in enumerate(batches.epoch()):
                     if callback_list is not None:
                         callback_list.on_predict_batch_begin(step)
-                    out = _numpy(self.predict_step(batch), copy=total is None)
+                    out = _numpy(self.predict_step(pack_batch(*batch)), copy=total is None)
                     if total is not None:
                         result = _place(result, out, step * batch_size, total)
                     else:
@@ -650,7 +651,7 @@ class Trainer:
             weights = class_sample_weights(class_weight, y, method, self.dtype)
             sample_weight = weights if sample_weight is None else sample_weight * weights
         self.reset_metrics()
-        logs = _floats(self.train_step((x, y, sample_weight)))
+        logs = _floats(self.train_step(pack_batch(x, y, sample_weight)))
         return _logs_result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
@@ -662,14 +663,14 @@ class Trainer:
         )
         self.reset_metrics()
         with no_grad():
-            logs = _floats(self.test_step((x, y, sample_weight)))
+            logs = _floats(self.test_step(pack_batch(x, y, sample_weight)))
         return _logs_result(logs, return_dict)
 
     def predict_on_batch(self, x):
         """The outputs for exactly this batch, as NumPy arrays."""
         x, _, _, _ = self._check_data(x, None, None, f"{self.name}.predict_on_batch", cast=False)
         with no_grad():
-            return _numpy(self.predict_step((x,)))
+            return _numpy(self.predict_step(pack_batch(x)))
 
 
 # -------------------------------------------------------------------- helpers

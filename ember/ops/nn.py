@@ -71,30 +71,36 @@ def check_class_labels(name: str, labels, num_classes: int) -> np.ndarray:
 
 
 def check_binary_targets(name: str, targets: np.ndarray) -> None:
-    """Raise ``ValueError`` unless every binary cross-entropy target lies in ``[0, 1]``.
+    """Raise ``ValueError`` for binary cross-entropy targets that are label mistakes: a whole
+    number other than 0 and 1 (labels in {-1, 1}, class ids) or a NaN/infinity.
 
-    One vectorized pass (min / max; NaN fails it too); the first bad value is located only when
+    Fractional targets are used as given, even slightly outside ``[0, 1]``, as Keras and PyTorch
+    do: Keras' DCGAN guide adds ``0.05 * uniform`` noise to labels of 1. One vectorized pass
+    (min / max) when every target lies in ``[0, 1]``; the first bad value is located only when
     there is one.
 
     Example:
-        >>> ember.ops.nn.check_binary_targets("my_loss", np.array([0.0, 0.3, 1.0]))
+        >>> ember.ops.nn.check_binary_targets("my_loss", np.array([0.0, 0.3, 1.0, 1.04]))
         >>> ember.ops.nn.check_binary_targets("my_loss", np.array([[0.0, 1.0], [-1.0, 1.0]]))
         Traceback (most recent call last):
         ...
-        ValueError: my_loss: targets (y_true) must lie in [0, 1]; got -1 at index (1, 0)...
+        ValueError: my_loss: targets (y_true) must be probabilities in [0, 1]; got -1 at index...
     """
     if not targets.size:
         return
     low, high = targets.min(), targets.max()
     if low >= 0 and high <= 1:  # False for NaN
         return
-    inside = (targets >= 0) & (targets <= 1)
-    bad = np.unravel_index(int(np.flatnonzero(~inside)[0]), targets.shape)
+    outside = (targets < 0) | (targets > 1)
+    mistaken = ~np.isfinite(targets) | (outside & (targets == np.round(targets)))
+    if not mistaken.any():
+        return  # noisy or smoothed labels just outside [0, 1]
+    bad = np.unravel_index(int(np.flatnonzero(mistaken)[0]), targets.shape)
     where = f" at index {int(bad[0]) if len(bad) == 1 else tuple(int(i) for i in bad)}"
     raise ValueError(
-        f"{name}: targets (y_true) must lie in [0, 1]; got {_shown(targets[bad])}"
-        f"{where if bad else ''}. Labels in {{-1, 1}} map to {{0, 1}} with (y + 1) / 2; for "
-        "other values use a regression loss such as 'mse'"
+        f"{name}: targets (y_true) must be probabilities in [0, 1]; got {_shown(targets[bad])}"
+        f"{where if bad else ''}. Labels in {{-1, 1}} map to {{0, 1}} with (y + 1) / 2; class "
+        "ids need a categorical loss; for other values use a regression loss such as 'mse'"
     )
 
 
@@ -231,8 +237,8 @@ def sigmoid_binary_cross_entropy(
 ) -> Tensor:
     """Elementwise ``-(y log σ(z) + (1-y) log(1-σ(z)))`` as ``max(z,0) - z y + log1p(e^-|z|)``.
 
-    Targets must lie in ``[0, 1]`` (checked by :func:`check_binary_targets`; ``name`` is what the
-    error message names).
+    Targets are probabilities in ``[0, 1]`` (label mistakes are refused by
+    :func:`check_binary_targets`; ``name`` is what the error message names).
 
     Example:
         >>> ember.ops.sigmoid_binary_cross_entropy(ember.tensor([3.0, -3.0]), [1.0, 0.0])
