@@ -27,6 +27,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ember import ops
+from ember.ops.graph import _index_vector
+from ember.tensor import Tensor
+
 __all__ = [
     "add_self_loops",
     "batch_graphs",
@@ -78,9 +82,10 @@ def degree(index, num_nodes: int, weights=None, dtype=np.float32) -> np.ndarray:
     >>> ember.graph.degree([0, 2, 2], 4).tolist()
     [1.0, 0.0, 2.0, 0.0]
     """
-    ids = np.asarray(index, dtype=np.intp).reshape(-1)
-    counts = np.bincount(ids, weights=None if weights is None else np.asarray(weights),
-                         minlength=num_nodes)
+    ids = _index_vector("degree", "index", np.asarray(index).reshape(-1), num_nodes)
+    counts = np.bincount(
+        ids, weights=None if weights is None else np.asarray(weights), minlength=num_nodes
+    )
     return counts.astype(dtype, copy=False)
 
 
@@ -91,16 +96,38 @@ def remove_self_loops(edge_index, edge_weight=None):
     [[1], [0]]
     """
     edges = check_edge_index("remove_self_loops", edge_index)
-    keep = edges[0] != edges[1]
-    weights = None if edge_weight is None else np.asarray(edge_weight)[keep]
-    return edges[:, keep], weights
+    keep = np.flatnonzero(edges[0] != edges[1])
+    if edge_weight is None:
+        return edges[:, keep], None
+    return edges[:, keep], _pick(_edge_weights("remove_self_loops", edge_weight, edges), keep)
+
+
+def _edge_weights(fn: str, edge_weight, edges: np.ndarray, dtype=None):
+    """``edge_weight`` as a 1-D tensor (kept, so its gradient flows) or array, one per edge."""
+    weights = edge_weight if isinstance(edge_weight, Tensor) else np.asarray(edge_weight, dtype)
+    if weights.ndim != 1 or weights.shape[0] != edges.shape[1]:
+        raise ValueError(
+            f"{fn}: edge_weight has {weights.shape[0] if weights.ndim else 'no'} entries for "
+            f"{edges.shape[1]} edges (shape {tuple(weights.shape)}); give one weight per edge"
+        )
+    if dtype is not None and weights.dtype != dtype:
+        weights = ops.cast(weights, dtype) if isinstance(weights, Tensor) else weights
+    return weights
+
+
+def _pick(weights, positions: np.ndarray):
+    """``weights[positions]``, differentiable when ``weights`` is a tensor."""
+    if isinstance(weights, Tensor):
+        return ops.take(weights, positions, axis=0)
+    return weights[positions]
 
 
 def add_self_loops(edge_index, num_nodes: int, edge_weight=None, fill_value: float = 1.0):
     """One self-loop ``i -> i`` per node, after the other edges: a node that already had loops
     keeps one, with the weight of its last one; the others get ``fill_value`` (PyTorch
     Geometric's ``add_remaining_self_loops``, so ``A + I`` never counts a loop twice). Returns
-    ``(edge_index, edge_weight)``; the weights are ``None`` when none were given.
+    ``(edge_index, edge_weight)``; the weights are ``None`` when none were given, and a tensor
+    (whose gradient reaches the given one) when a tensor was given.
 
     >>> edges, weights = ember.graph.add_self_loops([[0, 1], [1, 1]], 3, [2.0, 5.0])
     >>> edges.tolist(), weights.tolist()
@@ -112,41 +139,47 @@ def add_self_loops(edge_index, num_nodes: int, edge_weight=None, fill_value: flo
     with_loops = np.concatenate([edges[:, ~is_loop], np.stack([nodes, nodes])], axis=1)
     if edge_weight is None:
         return with_loops, None
-    weights = np.asarray(edge_weight)
-    loop_weights = np.full(num_nodes, fill_value, dtype=weights.dtype)
-    loop_weights[edges[0][is_loop]] = weights[is_loop]  # the last of repeated loops wins
-    return with_loops, np.concatenate([weights[~is_loop], loop_weights])
+    weights = _edge_weights("add_self_loops", edge_weight, edges)
+    # Each new edge's weight is read from [weights, fills]: an old loop's own weight (the last
+    # of repeated loops wins) or its node's fill value.
+    source = edges.shape[1] + nodes
+    source[edges[0][is_loop]] = np.flatnonzero(is_loop)
+    positions = np.concatenate([np.flatnonzero(~is_loop), source])
+    fills = np.full(num_nodes, fill_value, dtype=weights.dtype)
+    if isinstance(weights, Tensor):
+        return with_loops, _pick(ops.concatenate([weights, Tensor(fills)]), positions)
+    return with_loops, np.concatenate([weights, fills])[positions]
 
 
 def gcn_normalization(
     edge_index, num_nodes: int, edge_weight=None, add_loops: bool = True, dtype=np.float32
-) -> tuple[np.ndarray, np.ndarray]:
+):
     """The edges of ``D^-1/2 (A + I) D^-1/2`` (Kipf & Welling) and their weights: with self-loops
     added (:func:`add_self_loops`), the degree ``d_i`` of each target summed over its incoming
     edge weights, and edge ``j -> i`` weighted ``w_ji / sqrt(d_j d_i)``. A node of degree 0
-    contributes 0, never ``inf``.
+    contributes 0, never ``inf``. Given a tensor ``edge_weight``, the weights come back as a
+    tensor through which its gradient flows (learned edge weights); else as an array.
 
     >>> edges, norm = ember.graph.gcn_normalization([[0, 1], [1, 0]], 2)
     >>> np.round(norm, 6).tolist()  # every node has degree 2 (its neighbour and itself)
     [0.5, 0.5, 0.5, 0.5]
     """
     edges = check_edge_index("gcn_normalization", edge_index, num_nodes)
+    dtype = np.dtype(dtype)
     weights = (
         np.ones(edges.shape[1], dtype=dtype)
         if edge_weight is None
-        else np.asarray(edge_weight, dtype=dtype).reshape(-1)
+        else _edge_weights("gcn_normalization", edge_weight, edges, dtype)
     )
-    if weights.shape[0] != edges.shape[1]:
-        raise ValueError(
-            f"gcn_normalization: edge_weight has {weights.shape[0]} entries for "
-            f"{edges.shape[1]} edges"
-        )
     if add_loops:
         edges, weights = add_self_loops(edges, num_nodes, weights, fill_value=1.0)
-    deg = degree(edges[1], num_nodes, weights, dtype=dtype)
-    with np.errstate(divide="ignore"):
-        inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(deg), 0.0).astype(dtype)
-    return edges, inv_sqrt[edges[0]] * weights * inv_sqrt[edges[1]]
+    weights = weights if isinstance(weights, Tensor) else Tensor(weights)
+    deg = ops.segment_sum(weights, edges[1], num_nodes)
+    # 1/sqrt(d) where d > 0, else 0: the square root sees 1 there, so no inf * 0 in backward
+    positive = deg.data > 0
+    inv_sqrt = ops.where(positive, 1.0 / ops.sqrt(ops.where(positive, deg, 1.0)), 0.0)
+    norm = _pick(inv_sqrt, edges[0]) * weights * _pick(inv_sqrt, edges[1])
+    return edges, norm if isinstance(edge_weight, Tensor) else norm.numpy()
 
 
 def to_undirected(edge_index) -> np.ndarray:

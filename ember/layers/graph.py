@@ -26,7 +26,7 @@ import numpy as np
 
 from ember import initializers as initializers_module
 from ember import ops
-from ember.graph import add_self_loops, check_edge_index, gcn_normalization
+from ember.graph import _edge_weights, add_self_loops, check_edge_index, gcn_normalization
 from ember.layers.base import Layer, check_positive_int, check_rate
 from ember.layers.core import set_weight_options, weight_options_config, weight_options_from_config
 from ember.random import dropout
@@ -144,9 +144,9 @@ class GCNConv(_GraphLayer):
         x = _node_features(self, inputs)
         n = x.shape[0]
         edges = self._edges(x, edge_index)
-        weights = None if edge_weight is None else np.asarray(
-            edge_weight.data if isinstance(edge_weight, Tensor) else edge_weight, dtype=x.dtype
-        )
+        weights = edge_weight  # a tensor (the layer converts arrays): learned weights train
+        if weights is not None:
+            weights = _edge_weights(f'Layer "{self.name}" (GCNConv)', weights, edges, x.dtype)
         if self.normalize:
             edges, weights = gcn_normalization(edges, n, weights, self.add_self_loops, x.dtype)
         elif self.add_self_loops:

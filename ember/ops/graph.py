@@ -59,8 +59,12 @@ def _index_vector(fn: str, name: str, value, size: int | None) -> np.ndarray:
     if array.ndim != 1:
         raise ValueError(f"{fn}: {name} must be 1-D, got shape {array.shape}")
     array = array.astype(np.intp, copy=False)
-    if size is not None and array.size and (array.min() < 0 or array.max() >= size):
-        bad = int(array[(array < 0) | (array >= size)][0])
+    if array.size and array.min() < 0:
+        raise ValueError(
+            f"{fn}: {name} contains {int(array.min())}, outside the valid range: ids are >= 0"
+        )
+    if size is not None and array.size and array.max() >= size:
+        bad = int(array[array >= size][0])
         raise ValueError(f"{fn}: {name} contains {bad}, outside the valid range [0, {size})")
     return array
 
@@ -72,10 +76,12 @@ def _float_tensor(fn: str, name: str, value, like: Tensor | None = None) -> Tens
     return tensor
 
 
-def _segments(fn: str, data: Tensor, segment_ids, num_segments: int | None) -> tuple:
-    """Validated ``(ids, num_segments)`` for reducing ``data`` along axis 0."""
+def _segments(
+    fn: str, data: Tensor, segment_ids, num_segments: int | None, name: str = "data"
+) -> tuple:
+    """Validated ``(ids, num_segments)`` for reducing ``data`` (called ``name``) along axis 0."""
     if data.ndim == 0:
-        raise ValueError(f"{fn}: data must have at least one dimension (the rows), got a scalar")
+        raise ValueError(f"{fn}: {name} must have at least one dimension (the rows), got a scalar")
     if num_segments is not None:
         if not isinstance(num_segments, (int, np.integer)) or num_segments < 0:
             raise ValueError(
@@ -85,8 +91,8 @@ def _segments(fn: str, data: Tensor, segment_ids, num_segments: int | None) -> t
     ids = _index_vector(fn, "segment_ids", segment_ids, num_segments)
     if ids.shape[0] != data.shape[0]:
         raise ValueError(
-            f"{fn}: segment_ids must have one id per row of data: got {ids.shape[0]} ids for "
-            f"data of shape {data.shape}"
+            f"{fn}: segment_ids must have one id per row of {name}: got {ids.shape[0]} ids for "
+            f"{name} of shape {data.shape}"
         )
     if num_segments is None:
         num_segments = int(ids.max()) + 1 if ids.size else 0
@@ -286,7 +292,7 @@ def segment_softmax(scores, segment_ids, num_segments: int | None = None) -> Ten
         [0.5, 0.5, 1.0, 1.0]
     """
     scores = _float_tensor("segment_softmax", "scores", scores)
-    ids, count = _segments("segment_softmax", scores, segment_ids, num_segments)
+    ids, count = _segments("segment_softmax", scores, segment_ids, num_segments, "scores")
     shift = xp.take(_max_rows(scores.data, ids, count), ids, axis=0)
     exps = xp.exp(scores.data - shift)
     totals = _sum_rows(exps, ids, count)
