@@ -537,6 +537,14 @@ def test_option_errors():
             make()
 
 
+@pytest.mark.parametrize("make", [lambda: layers.GCNConv(34, 4), lambda: layers.Dense(34, 4)])
+def test_pytorch_style_in_and_out_sizes_get_a_hint(make):
+    """GCNConv(in_channels, out_channels) as PyG writes it puts 4 in `activation`."""
+    hint = r"got the integer 4 as activation.*GCNConv\(out_channels\)"
+    with pytest.raises(TypeError, match=hint):
+        make()
+
+
 def test_gcn_edge_weight_of_the_wrong_length():
     x = _features(np.float32)
     with pytest.raises(ValueError, match="edge_weight has 3 entries for 14 edges"):

@@ -113,6 +113,14 @@ def set_weight_options(
     activity_regularizer,
 ) -> None:
     """Resolve and store the options of a layer with a kernel (Dense and the convolutions)."""
+    if isinstance(activation, (int, np.integer)) and not isinstance(activation, bool):
+        kind = type(layer).__name__
+        raise TypeError(
+            f'Layer "{layer.name}" ({kind}): got the integer {activation} as activation. Keras-'
+            f"style layers take only the output size; the input size is inferred on the first "
+            f"call: PyTorch's Linear(in_features, out_features) is Dense(out_features), PyTorch "
+            f"Geometric's GCNConv(in_channels, out_channels) is GCNConv(out_channels)"
+        )
     layer.activation = activations_module.get(activation)
     layer.use_bias = bool(use_bias)
     layer.kernel_initializer = initializers_module.get(kernel_initializer)
