@@ -160,7 +160,9 @@ def sparse_matmul(indices, values, dense, shape: tuple[int, int] | None = None) 
                 f"{fn}: values must have one entry per index pair, shape {rows.shape}, got "
                 f"{values.shape}"
             )
-        weights, parents = values.data.astype(dense.dtype, copy=False), (dense, values)
+        weights = values.data.astype(dense.dtype, copy=False)
+        # constant values (GCN's normalization) skip their gradient: 2/3 of the backward
+        parents = (dense, values) if values.requires_grad else (dense,)
     matrix = _csr(rows, cols, weights, (rows_count, cols_count))
     out = _product(matrix, dense.data, rows_count)
 
