@@ -142,8 +142,9 @@ def add_self_loops(edge_index, num_nodes: int, edge_weight=None, fill_value: flo
     weights = _edge_weights("add_self_loops", edge_weight, edges)
     # Each new edge's weight is read from [weights, fills]: an old loop's own weight (the last
     # of repeated loops wins) or its node's fill value.
-    source = edges.shape[1] + nodes
-    source[edges[0][is_loop]] = np.flatnonzero(is_loop)
+    last_loop = np.full(num_nodes, -1)
+    np.maximum.at(last_loop, edges[0][is_loop], np.flatnonzero(is_loop))  # fancy assignment
+    source = np.where(last_loop >= 0, last_loop, edges.shape[1] + nodes)  # leaves ties undefined
     positions = np.concatenate([np.flatnonzero(~is_loop), source])
     fills = np.full(num_nodes, fill_value, dtype=weights.dtype)
     if isinstance(weights, Tensor):

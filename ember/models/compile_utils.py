@@ -113,69 +113,98 @@ class CompileLoss:
 
 class CompileMetrics:
     """The metrics of each output; metric objects are made at the first batch, once the shapes
-    (which decide what ``"accuracy"`` means) are known."""
+    (which decide what ``"accuracy"`` means) are known. ``weighted_metrics`` (Keras') also get
+    the ``sample_weight`` given to ``fit``/``evaluate``; ``metrics`` do not. A weighted metric
+    whose name is also an unweighted one's is reported as ``weighted_<name>``."""
 
-    def __init__(self, metrics, output_names: list[str], compile_loss: CompileLoss):
+    def __init__(
+        self, metrics, output_names: list[str], compile_loss: CompileLoss, weighted_metrics=None
+    ):
         self.output_names = list(output_names)
         self.compile_loss = compile_loss
+        self.specs = self._per_output_specs(metrics, "metrics")
+        self.weighted_specs = self._per_output_specs(weighted_metrics, "weighted_metrics")
+        self.objects: list[list] | None = None  # per output: (metric, weighted) pairs
+
+    def _per_output_specs(self, metrics, what: str) -> list[list]:
         if metrics is None:
             metrics = []
         if isinstance(metrics, (str, bytes, metrics_module.Metric)) or callable(metrics):
             metrics = [metrics]
         n = len(self.output_names)
         if isinstance(metrics, dict):
-            per_output = _per_output(metrics, self.output_names, "metrics", False)
+            per_output = _per_output(metrics, self.output_names, what, False)
         elif n > 1 and metrics and all(isinstance(m, (list, tuple)) for m in metrics):
-            per_output = _per_output(list(metrics), self.output_names, "metrics", False)
+            per_output = _per_output(list(metrics), self.output_names, what, False)
         else:
             per_output = [list(metrics)] * n  # one list for every output (Keras 2's rule)
-        self.specs = []
+        specs = []
         for entry in per_output:
             if entry is None:
                 entry = []
             elif isinstance(entry, (str, bytes, metrics_module.Metric)) or callable(entry):
                 entry = [entry]
-            self.specs.append(metrics_module.validate_names(list(entry)))
-        self.objects: list[list] | None = None
+            specs.append(metrics_module.validate_names(list(entry)))
+        return specs
+
+    def _make(self, spec, i: int, yt, yp):
+        loss = None if self.compile_loss is None else self.compile_loss.losses[i]
+        if isinstance(spec, metrics_module.Metric) and len(self.output_names) > 1:
+            return metrics_module.clone(spec)  # each output gets its own state
+        true_shape = () if yt is None else np.shape(yt)
+        return metrics_module.get(spec, loss, true_shape, tuple(yp.shape))
 
     def build(self, y_true_flat: list, y_pred_flat: list) -> None:
         objects = []
-        for i, (specs, yt, yp) in enumerate(zip(self.specs, y_true_flat, y_pred_flat)):
-            loss = self.compile_loss.losses[i]
-            made = []
-            for spec in specs:
-                if isinstance(spec, metrics_module.Metric) and len(self.output_names) > 1:
-                    metric = metrics_module.clone(spec)  # each output gets its own state
-                else:
-                    true_shape = () if yt is None else np.shape(yt)
-                    metric = metrics_module.get(spec, loss, true_shape, tuple(yp.shape))
-                if len(self.output_names) > 1:
+        for i, (yt, yp) in enumerate(zip(y_true_flat, y_pred_flat)):
+            made = [(self._make(spec, i, yt, yp), False) for spec in self.specs[i]]
+            plain = {metric.name for metric, _ in made}
+            for spec in self.weighted_specs[i]:
+                metric = self._make(spec, i, yt, yp)
+                if metric.name in plain:
+                    metric.name = f"weighted_{metric.name}"
+                made.append((metric, True))
+            if len(self.output_names) > 1:
+                for metric, _ in made:
                     metric.name = f"{self.output_names[i]}_{metric.name}"
-                made.append(metric)
             objects.append(made)
         self.objects = objects
 
     @property
     def metrics(self) -> list:
-        return [m for group in self.objects or [] for m in group]
+        return [m for group in self.objects or [] for m, _ in group]
 
     def update_state(self, y_true_flat: list, y_pred_flat: list, sample_weight_flat=None) -> None:
         if self.objects is None:
             self.build(y_true_flat, y_pred_flat)
-        for group, yt, yp in zip(self.objects, y_true_flat, y_pred_flat):
+        weights_flat = sample_weight_flat or [None] * len(self.objects)
+        for group, yt, yp, weights in zip(self.objects, y_true_flat, y_pred_flat, weights_flat):
             if yt is None:
                 continue
             prediction = yp.data if isinstance(yp, Tensor) else yp
             mask = yp._keras_mask if isinstance(yp, Tensor) else None
-            for metric in group:
-                if mask is None:
-                    metric.update_state(yt, prediction)
-                else:  # masked (padded) steps count for nothing, as in the loss
-                    metric.update_state(yt, prediction, sample_weight=mask.data)
+            # masked (padded) steps count for nothing, as in the loss
+            plain = None if mask is None else mask.data
+            weighted = _combined_weights(weights, plain)
+            for metric, is_weighted in group:
+                weights_used = weighted if is_weighted else plain
+                metric.update_state(yt, prediction, sample_weight=weights_used)
 
-    def serializable_specs(self):
+    def serializable_specs(self, weighted: bool = False):
         """The metric names (strings) per output, for a checkpoint."""
-        return [[m for m in specs if isinstance(m, str)] for specs in self.specs]
+        specs = self.weighted_specs if weighted else self.specs
+        return [[m for m in entry if isinstance(m, str)] for entry in specs]
+
+
+def _combined_weights(sample_weight, mask):
+    """Per-sample weights times a (batch, steps) mask: each step weighted by its sample."""
+    if sample_weight is None:
+        return mask
+    weights = np.asarray(sample_weight, dtype=np.float32)
+    if mask is None:
+        return weights
+    weights = weights.reshape(weights.shape + (1,) * (np.ndim(mask) - weights.ndim))
+    return weights * mask
 
 
 def add_penalties(loss: Tensor | None, penalties: list) -> Tensor | None:

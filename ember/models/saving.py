@@ -243,10 +243,12 @@ def _compile_config(model, named, arrays: dict) -> dict:
             f"{model.name}: the compiled losses are not resolved yet (the model has not run); "
             "call the model on a batch before saving"
         )
-    metrics = {}
+    metrics, weighted_metrics = {}, {}
     compile_metrics = model._compile_metrics
     if compile_metrics is not None:
-        metrics = dict(zip(compile_metrics.output_names, compile_metrics.serializable_specs()))
+        names = compile_metrics.output_names
+        metrics = dict(zip(names, compile_metrics.serializable_specs()))
+        weighted_metrics = dict(zip(names, compile_metrics.serializable_specs(weighted=True)))
     optimizer = model.optimizer
     name_of = {id(p): name for name, p, _ in named}
     params = []
@@ -274,6 +276,7 @@ def _compile_config(model, named, arrays: dict) -> dict:
         "loss": losses,
         "loss_weights": loss_weights,
         "metrics": metrics,
+        "weighted_metrics": weighted_metrics,
         "optimizer_state": {"iterations": int(optimizer.iterations), "params": params},
     }
 
@@ -654,6 +657,7 @@ class _CompileState(NamedTuple):
     loss: object
     loss_weights: object
     metrics: object
+    weighted_metrics: object
     iterations: int
     params: list  # [(weight, {scalar slots}, {array slot: member})]
 
@@ -672,6 +676,7 @@ def _check_compile(archive: _Archive, model, named, compile_config) -> _CompileS
         loss_spec = compile_config.get("loss")
         loss = None if loss_spec is None else _loss(archive, loss_spec)
         loss_weights, metrics = None, list(compile_config.get("metrics") or [])
+        weighted_metrics = None
     else:
         saved_names = compile_config.get("output_names")
         if saved_names is not None and saved_names != model.output_names:
@@ -679,7 +684,9 @@ def _check_compile(archive: _Archive, model, named, compile_config) -> _CompileS
                 f"its compile settings are for the outputs {saved_names}, the rebuilt model has "
                 f"{model.output_names}"
             )
-        loss, loss_weights, metrics = _compile_arguments(archive, compile_config, saved_names)
+        loss, loss_weights, metrics, weighted_metrics = _compile_arguments(
+            archive, compile_config, saved_names
+        )
     state = compile_config.get("optimizer_state") or {"iterations": 0, "params": []}
     if not isinstance(state, dict) or not isinstance(state.get("params") or [], list):
         raise archive.error("its optimizer state is malformed")
@@ -724,7 +731,9 @@ def _check_compile(archive: _Archive, model, named, compile_config) -> _CompileS
             f"checkpoint '{archive.path}' does not fit the model rebuilt from it: "
             + "; ".join(problems)
         )
-    return _CompileState(optimizer, loss, loss_weights, metrics, iterations, params)
+    return _CompileState(
+        optimizer, loss, loss_weights, metrics, weighted_metrics, iterations, params
+    )
 
 
 def _loss(archive: _Archive, spec):
@@ -735,23 +744,36 @@ def _loss(archive: _Archive, spec):
 
 
 def _compile_arguments(archive: _Archive, config: dict, output_names):
-    """(loss, loss_weights, metrics) for ``compile``: one loss and a list of metrics for a
-    one-output model, dicts keyed by output name otherwise."""
-    losses, weights, metrics = config.get("loss"), config.get("loss_weights"), config.get("metrics")
-    for value, what in ((losses, "losses"), (weights, "loss weights"), (metrics, "metrics")):
+    """(loss, loss_weights, metrics, weighted_metrics) for ``compile``: one loss and lists of
+    metrics for a one-output model, dicts keyed by output name otherwise."""
+    losses, weights = config.get("loss"), config.get("loss_weights")
+    metrics, weighted = config.get("metrics"), config.get("weighted_metrics")
+    for value, what in (
+        (losses, "losses"),
+        (weights, "loss weights"),
+        (metrics, "metrics"),
+        (weighted, "weighted metrics"),
+    ):
         if value is not None and not isinstance(value, dict):
             raise archive.error(f"its compiled {what} are malformed")
     losses = None if losses is None else {k: _loss(archive, v) for k, v in losses.items()}
-    metrics = metrics or {}
-    for name, names in metrics.items():
-        if not isinstance(names, list) or not all(isinstance(m, str) for m in names):
-            raise archive.error(f"its metrics of output {name!r} are not a list of names")
+    metrics, weighted = metrics or {}, weighted or {}
+    for what, table in (("metrics", metrics), ("weighted metrics", weighted)):
+        for name, names in table.items():
+            if not isinstance(names, list) or not all(isinstance(m, str) for m in names):
+                raise archive.error(f"its {what} of output {name!r} are not a list of names")
     if output_names is not None and len(output_names) == 1:
         only = output_names[0]
         loss = None if not losses else losses.get(only)
         weight = (weights or {}).get(only, 1.0)
-        return loss, None if weight == 1.0 else {only: weight}, list(metrics.get(only, []))
-    return losses, weights, {k: list(v) for k, v in metrics.items()}
+        loss_weights = None if weight == 1.0 else {only: weight}
+        return loss, loss_weights, list(metrics.get(only, [])), list(weighted.get(only, []))
+    return (
+        losses,
+        weights,
+        {k: list(v) for k, v in metrics.items()},
+        {k: list(v) for k, v in weighted.items()},
+    )
 
 
 def _v1_optimizer_entry(archive: _Archive, named, state: dict, i: int):
@@ -842,6 +864,7 @@ def load_model(  # noqa: A002 (Keras' argument name)
                     loss=state.loss,
                     metrics=state.metrics,
                     loss_weights=state.loss_weights,
+                    weighted_metrics=state.weighted_metrics or None,
                 )
             except (TypeError, ValueError) as exc:
                 raise archive.error(f"its compile settings are rejected: {exc}") from None

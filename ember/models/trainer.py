@@ -70,6 +70,7 @@ class Trainer:
         loss=None,
         metrics=None,
         loss_weights=None,
+        weighted_metrics=None,
         run_eagerly=None,
         steps_per_execution=1,
         jit_compile=None,
@@ -86,6 +87,9 @@ class Trainer:
                 a list applies to every output, a dict or a list of lists chooses per output.
             loss_weights: a number per output (list or dict): the loss minimized is the
                 weighted sum.
+            weighted_metrics: metrics (same forms as ``metrics``) that also take the
+                ``sample_weight`` (and ``class_weight``) given to ``fit``/``evaluate`` — e.g.
+                accuracy over the labelled nodes of a graph only; ``metrics`` ignore them.
             run_eagerly, steps_per_execution, jit_compile: accepted for Keras compatibility;
                 Ember always runs eagerly, one step at a time.
 
@@ -95,7 +99,12 @@ class Trainer:
             ...               metrics=["accuracy"])
         """
         optimizer = optimizers_module.get(optimizer)
-        args = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
+        args = {
+            "loss": loss,
+            "metrics": metrics,
+            "loss_weights": loss_weights,
+            "weighted_metrics": weighted_metrics,
+        }
         # Resolve everything that can be resolved now, before assigning anything: a failed
         # compile leaves the model as it was.
         names = self._known_output_names()
@@ -121,10 +130,11 @@ class Trainer:
     def _ensure_compiled_for(self, y_pred) -> None:
         """Build the loss and metric containers of a subclassed model from its first output."""
         if self._compile_loss is not None or self._compile_args.get("loss") is None:
-            if self._compile_metrics is None and self._compile_args.get("metrics"):
+            args = self._compile_args
+            if self._compile_metrics is None and _has_metrics(args):
                 names = self._output_names_of(y_pred)
                 self._compile_metrics = CompileMetrics(
-                    self._compile_args["metrics"], names, self._compile_loss
+                    args.get("metrics"), names, self._compile_loss, args.get("weighted_metrics")
                 )
             return
         names = self._output_names_of(y_pred)
@@ -216,7 +226,9 @@ class Trainer:
         if self._compile_metrics is not None and y is not None:
             names = self._compile_metrics.output_names
             self._compile_metrics.update_state(
-                flatten_targets(y, names), _flat_outputs(y_pred, names)
+                flatten_targets(y, names),
+                _flat_outputs(y_pred, names),
+                _flat_sample_weights(sample_weight, names),
             )
         return self.get_metrics_result()
 
@@ -682,9 +694,15 @@ def _make_compiled(args: dict, names: list[str]):
     loss = args["loss"]
     compile_loss = None if loss is None else CompileLoss(loss, args["loss_weights"], names)
     compile_metrics = None
-    if args["metrics"]:
-        compile_metrics = CompileMetrics(args["metrics"], names, compile_loss)
+    if _has_metrics(args):
+        compile_metrics = CompileMetrics(
+            args.get("metrics"), names, compile_loss, args.get("weighted_metrics")
+        )
     return compile_loss, compile_metrics
+
+
+def _has_metrics(args: dict) -> bool:
+    return bool(args.get("metrics")) or bool(args.get("weighted_metrics"))
 
 
 def _flat_outputs(y_pred, names: list[str]) -> list:
