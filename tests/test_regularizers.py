@@ -159,3 +159,19 @@ def test_l2_penalty_gradient_enters_the_update():
     assert np.array_equal(k0, k0_reg)
     np.testing.assert_allclose(k_reg - k_plain, -lr * 2 * l2 * k0, rtol=1e-4, atol=1e-7)
     np.testing.assert_array_equal(b_reg, b_plain)  # the bias is not regularized
+
+
+def test_activity_regularization_layer_adds_its_penalty_to_the_loss():
+    """Keras' ActivityRegularization(l1, l2): identity forward, and evaluate's loss is the MSE
+    plus (l1 * sum|h| + l2 * sum h²) / batch."""
+    x = np.array([[1.0, -2.0], [0.5, 0.0], [3.0, 1.0]], np.float32)
+    y = np.zeros((3, 2), np.float32)
+    model = ember.Sequential(
+        [ember.Input(shape=(2,)), ember.layers.ActivityRegularization(l1=0.1, l2=0.01)]
+    )
+    model.compile("sgd", "mse")
+    expected = (x**2).mean() + (0.1 * np.abs(x).sum() + 0.01 * (x**2).sum()) / 3
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    with pytest.raises(ValueError, match="l1 must be a non-negative number, got -1"):
+        ember.layers.ActivityRegularization(l1=-1)

@@ -54,6 +54,7 @@ _CASES: dict[str, list[tuple[dict, tuple]]] = {
     "LayerNormalization": [({}, (4,)), ({"axis": [1, 2]}, (3, 4))],
     "Dropout": [({"rate": 0.5, "seed": 1}, (4,)), ({"rate": 0.5, "noise_shape": [None, 1]}, (4,))],
     "GaussianNoise": [({"stddev": 0.1, "seed": 1}, (4,))],
+    "ActivityRegularization": [({"l1": 0.01, "l2": 0.1}, (4,))],
     "PReLU": [({}, (4,)), ({"shared_axes": [1, 2]}, (3, 3, 2))],
     "LeakyReLU": [({}, (4,))],
     "ELU": [({}, (4,))],

@@ -71,7 +71,12 @@ from ember.layers.recurrent import (
     StackedRNNCells,
     TimeDistributed,
 )
-from ember.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
+from ember.layers.regularization import (
+    ActivityRegularization,
+    Dropout,
+    GaussianNoise,
+    SpatialDropout2D,
+)
 from ember.layers.reshaping import Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from ember.layers.transformer import (
     PositionEmbedding,
@@ -97,6 +102,7 @@ __all__ = [
     "LayerNormalization",
     "Dropout",
     "GaussianNoise",
+    "ActivityRegularization",
     "PReLU",
     "LeakyReLU",
     "ELU",

@@ -1,10 +1,10 @@
-"""Regularization layers active only in training: ``Dropout``, ``SpatialDropout2D`` and
-``GaussianNoise``.
+"""Regularization layers: ``Dropout``, ``SpatialDropout2D`` and ``GaussianNoise``, active only in
+training, and ``ActivityRegularization``, a penalty on the activations passing through.
 
-Both are the identity in inference (the input tensor itself is returned, so the output is
-bit-exact) and draw no random numbers there, so evaluating or predicting never shifts the random
-stream of a training run. Randomness comes from Ember's generator (``ember.manual_seed``) or,
-with ``seed=``, from a generator owned by the layer.
+The random layers are the identity in inference (the input tensor itself is returned, so the
+output is bit-exact) and draw no random numbers there, so evaluating or predicting never shifts
+the random stream of a training run. Randomness comes from Ember's generator
+(``ember.manual_seed``) or, with ``seed=``, from a generator owned by the layer.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ember import ops
+from ember import ops, regularizers
 from ember.layers.base import InputSpec, Layer
 from ember.layers.conv import _data_format
 from ember.tensor import Tensor, default_rng
@@ -182,3 +182,36 @@ class SpatialDropout2D(Dropout):
         config = super().get_config()
         del config["noise_shape"]
         return {**config, "data_format": self.data_format}
+
+
+class ActivityRegularization(Layer):
+    """Passes its input through unchanged and adds ``l1 * sum|x| + l2 * sum x²`` of it to the
+    loss, divided by the batch size (as ``activity_regularizer=`` on Dense does, tf.keras'
+    convention) — e.g. after an encoder, for a sparse code.
+
+    Example:
+        >>> reg = ember.layers.ActivityRegularization(l1=0.1)
+        >>> out = reg(np.array([[1.0, -2.0], [0.0, 3.0]]))
+        >>> out.numpy().tolist(), round(float(reg.losses[0].item()), 6)
+        ([[1.0, -2.0], [0.0, 3.0]], 0.3)
+    """
+
+    supports_masking = True
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("l1", l1), ("l2", l2)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(
+                    f'Layer "{self.name}": {name} must be a non-negative number, got {value!r}'
+                )
+        self.l1, self.l2 = float(l1), float(l2)
+        self._regularizer = regularizers.L1L2(l1=self.l1, l2=self.l2)
+
+    def call(self, inputs):
+        # a batch of zero samples has a zero penalty, not 0/0
+        self._losses.append(self._regularizer(inputs) / max(inputs.shape[0], 1))
+        return inputs
+
+    def get_config(self):
+        return {**super().get_config(), "l1": self.l1, "l2": self.l2}
