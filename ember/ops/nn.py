@@ -12,6 +12,7 @@ import numpy as np
 from ember.backend import xp
 from ember.ops._core import takes_tensor
 from ember.ops.elementwise import stable_sigmoid
+from ember.ops.graph import _sum_rows
 from ember.tensor import Tensor
 
 
@@ -312,9 +313,7 @@ def embedding(indices, table: Tensor, *, name: str = "embedding") -> Tensor:
     out = xp.take(table.data, rows, axis=0)
 
     def backward(g):
-        full = xp.zeros(table.shape, dtype=g.dtype)
-        # `full[rows] += g` would count a repeated row once; add.at accumulates every copy
-        xp.add.at(full, rows.reshape(-1), g.reshape(-1, table.shape[1]))
-        return (full,)
+        # every copy of a repeated row adds its gradient (a sparse sum, not `full[rows] += g`)
+        return (_sum_rows(g.reshape(-1, table.shape[1]), rows.reshape(-1), table.shape[0]),)
 
     return Tensor._from_op(out, (table,), backward, "embedding")

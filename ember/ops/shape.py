@@ -9,6 +9,7 @@ import numpy as np
 
 from ember.backend import xp
 from ember.ops._core import as_tensor, takes_tensor
+from ember.ops.graph import _sum_rows
 from ember.tensor import Tensor
 
 
@@ -220,6 +221,10 @@ def take(x: Tensor, indices, axis: int | None = None) -> Tensor:
     out = xp.take(flat, index, axis=ax)
 
     def backward(g):
+        if ax == 0:  # rows gathered (a graph's nodes, an embedding's tokens): a sparse sum
+            rows = index.reshape(-1) % max(size, 1)
+            summed = _sum_rows(g.reshape((rows.shape[0],) + flat.shape[1:]), rows, size)
+            return (summed.reshape(source),)
         full = xp.zeros(flat.shape, dtype=g.dtype)
         # `full[index] += g` would add a repeated index once; add.at adds every copy
         xp.add.at(full, (slice(None),) * ax + (index,), g)
