@@ -8,8 +8,8 @@ optional.
 >>> import numpy as np
 >>> from ember import viz
 >>> fig = viz.image_grid(np.zeros((6, 8, 8)), labels=list("abcdef"), ncols=3)
->>> len(fig.axes)
-6
+>>> [t.get_text() for t in fig.axes[0].texts]
+['a', 'b', 'c', 'd', 'e', 'f']
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["image_grid", "save_figure", "scatter_2d"]
+__all__ = ["image_grid", "mosaic", "save_figure", "scatter_2d"]
 
 
 def _new_figure(figsize: tuple[float, float]):
@@ -70,6 +70,33 @@ def _as_images(images) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
+def mosaic(images, ncols: int, gap: int = 1, fill: float | None = None) -> np.ndarray:
+    """``(n, h, w)`` or ``(n, h, w, c)`` images as one array of ``ncols`` columns, separated by
+    ``gap`` pixels of ``fill`` (default: the middle of the images' range; the cells after the
+    last image are filled too) — one picture to draw, however many images.
+
+    >>> mosaic(np.arange(3 * 2 * 2).reshape(3, 2, 2), ncols=2, gap=1, fill=-1)
+    array([[ 0,  1, -1,  4,  5],
+           [ 2,  3, -1,  6,  7],
+           [-1, -1, -1, -1, -1],
+           [ 8,  9, -1, -1, -1],
+           [10, 11, -1, -1, -1]])
+    """
+    array = np.asarray(images)
+    if ncols < 1:
+        raise ValueError(f"mosaic: ncols must be a positive integer, got {ncols}")
+    n, h, w = array.shape[:3]
+    channels = array.shape[3:]
+    if fill is None:
+        fill = (float(array.min()) + float(array.max())) / 2 if array.size else 0.0
+    nrows = -(-n // ncols)
+    cells = np.full((nrows * ncols, h + gap, w + gap) + channels, fill, dtype=array.dtype)
+    cells[:n, :h, :w] = array
+    tiled = cells.reshape((nrows, ncols, h + gap, w + gap) + channels).swapaxes(1, 2)
+    whole = tiled.reshape((nrows * (h + gap), ncols * (w + gap)) + channels)
+    return whole[: -gap or None, : -gap or None]
+
+
 def image_grid(
     images,
     labels: Sequence[object] | None = None,
@@ -82,7 +109,8 @@ def image_grid(
 
     Grey images share one colour scale (the minimum and maximum over all of them), so
     reconstructions can be compared with their inputs cell by cell. ``ncols`` defaults to a
-    near-square grid.
+    near-square grid. The images are drawn as one :func:`mosaic`, so a grid of hundreds of
+    samples is as quick to draw as one image.
 
     >>> fig = image_grid(np.random.default_rng(0).random((5, 4, 4, 1)), title="noise")
     >>> fig._suptitle.get_text()
@@ -96,18 +124,23 @@ def image_grid(
     if ncols < 1:
         raise ValueError(f"image_grid: ncols must be a positive integer, got {ncols}")
     nrows = int(np.ceil(n / ncols))
-    fig = _new_figure((1.2 * ncols, 1.2 * nrows + (0.4 if title else 0.0)))
+    height, width = array.shape[1:3]
+    cell = 1.2 if labels is not None else max(0.4, min(1.2, 8.0 / ncols))
+    fig = _new_figure((cell * ncols, cell * nrows + (0.4 if title else 0.0)))
+    ax = fig.add_subplot()
     low, high = float(np.min(array)), float(np.max(array))
-    for i in range(n):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        if array.ndim == 3:
-            ax.imshow(array[i], cmap=cmap, vmin=low, vmax=high if high > low else low + 1)
-        else:
-            ax.imshow(np.clip(array[i], 0.0, 1.0))
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if labels is not None:
-            ax.set_title(str(labels[i]), fontsize=7)
+    gap = max(1, height // 8)
+    if array.ndim == 3:
+        ax.imshow(mosaic(array, ncols, gap, fill=high), cmap=cmap, vmin=low,
+                  vmax=high if high > low else low + 1)
+    else:
+        ax.imshow(np.clip(mosaic(array, ncols, gap, fill=1.0), 0.0, 1.0))
+    ax.set_axis_off()
+    if labels is not None:
+        for i, label in enumerate(labels):
+            row, col = divmod(i, ncols)
+            ax.text(col * (width + gap) + width / 2, row * (height + gap) - gap / 2, str(label),
+                    ha="center", va="bottom", fontsize=7)
     if title:
         fig.suptitle(title)
     if path is not None:

@@ -309,42 +309,6 @@ def train_one(data: tuple, latent_dim: int, hidden: int, epochs: int, batch_size
     return result, encoder, decoder
 
 
-def tile(images: np.ndarray, ncols: int, gap: int = 1, fill: float = 0.5) -> np.ndarray:
-    """``(n, h, w)`` images as one mosaic of ``ncols`` columns, separated by ``gap`` pixels of
-    ``fill`` (cells after the last image are filled too): one picture to draw, however many
-    images.
-
-    Example:
-        >>> tile(np.arange(3 * 2 * 2).reshape(3, 2, 2), ncols=2, gap=1, fill=-1)
-        array([[ 0,  1, -1,  4,  5],
-               [ 2,  3, -1,  6,  7],
-               [-1, -1, -1, -1, -1],
-               [ 8,  9, -1, -1, -1],
-               [10, 11, -1, -1, -1]])
-    """
-    n, h, w = images.shape
-    nrows = -(-n // ncols)
-    cells = np.full((nrows * ncols, h + gap, w + gap), fill, dtype=images.dtype)
-    cells[:n, :h, :w] = images
-    mosaic = cells.reshape(nrows, ncols, h + gap, w + gap).transpose(0, 2, 1, 3)
-    return mosaic.reshape(nrows * (h + gap), ncols * (w + gap))[: -gap or None, : -gap or None]
-
-
-def save_mosaic(images: np.ndarray, ncols: int, title: str, path: Path) -> Path:
-    """Draw ``images`` (pixel probabilities in [0, 1]) as one :func:`tile` mosaic; the path."""
-    from matplotlib.figure import Figure
-
-    from ember import viz
-
-    mosaic = tile(images, ncols)
-    fig = Figure(figsize=(6.0, 6.0 * mosaic.shape[0] / mosaic.shape[1] + 0.4))
-    ax = fig.add_subplot()
-    ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0)
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=10)
-    return viz.save_figure(fig, path)
-
-
 def save_plots(directory: Path, dataset: str, side: int, latent_dim: int, encoder: ember.Model,
                decoder: ember.Model, x_test: np.ndarray, y_test: np.ndarray,
                seed: int) -> list[Path]:
@@ -354,9 +318,9 @@ def save_plots(directory: Path, dataset: str, side: int, latent_dim: int, encode
 
     rng = np.random.default_rng(seed)
     prior = decode(decoder, rng.standard_normal((100, latent_dim), dtype=np.float32))
-    paths = [save_mosaic(prior.reshape(-1, side, side), 10,
-                         f"{dataset}: decoded from z ~ N(0, I), latent {latent_dim}",
-                         directory / f"vae_prior_samples_z{latent_dim}.png")]  # fmt: skip
+    paths = [directory / f"vae_prior_samples_z{latent_dim}.png"]
+    viz.image_grid(prior.reshape(-1, side, side), ncols=10, path=paths[-1],
+                   title=f"{dataset}: decoded from z ~ N(0, I), latent {latent_dim}")
     if latent_dim == 2:
         with ember.no_grad():
             mu = encoder(x_test, training=False)[0].numpy()
@@ -366,9 +330,9 @@ def save_plots(directory: Path, dataset: str, side: int, latent_dim: int, encode
         ticks = np.linspace(-2.0, 2.0, 15, dtype=np.float32)
         # rows from top (z2 = 2) to bottom, columns from left (z1 = -2)
         grid = np.stack(np.meshgrid(ticks, ticks[::-1]), axis=-1).reshape(-1, 2)
-        paths.append(save_mosaic(decode(decoder, grid).reshape(-1, side, side), 15,
-                                 f"{dataset}: decoded on a 15 x 15 grid over [-2, 2]²",
-                                 directory / "vae_latent_manifold.png"))  # fmt: skip
+        paths.append(directory / "vae_latent_manifold.png")
+        viz.image_grid(decode(decoder, grid).reshape(-1, side, side), ncols=15, path=paths[-1],
+                       title=f"{dataset}: decoded on a 15 x 15 grid over [-2, 2]²")
     return paths
 
 
