@@ -27,9 +27,12 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-## parity: only the PyTorch parity tests, failing (not skipping) if torch is missing
+## parity: only the PyTorch parity tests, failing (not skipping) if torch is missing; then the
+## op table and the parity tests again on the NumPy reference path (EMBER_KERNELS=numpy)
 parity: $(VENV)/.installed-dev
 	EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m parity
+	EMBER_KERNELS=numpy EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m "parity or not slow" \
+		tests/test_ops.py tests/test_conv_ops.py tests/test_conv_layers.py
 
 ## bench: the benchmarks against PyTorch (MLP and convnet need Fashion-MNIST; not part of CI)
 bench: $(VENV)/.installed-dev

@@ -7,9 +7,12 @@ NumPy for I/O and validation of user data.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import importlib
 import os
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -43,6 +46,76 @@ def float_dtype(dtype=None) -> type:
 
 def is_floating(array) -> bool:
     return xp.issubdtype(array.dtype, xp.floating)
+
+
+# ---------------------------------------------------------------- kernels selection
+# Which implementation the ops run where there are two: the fused kernels of ember.kernels
+# (numba) or the NumPy reference beside them in ember.ops. EMBER_KERNELS=numpy|numba|auto.
+_CHOICES = ("auto", "numba", "numpy")
+
+
+def _numba_installed() -> bool:
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        return False
+    return True
+
+
+def _initial_selection() -> str:
+    choice = os.environ.get("EMBER_KERNELS", "auto").strip().lower() or "auto"
+    if choice not in _CHOICES:
+        raise ValueError(
+            f"EMBER_KERNELS must be one of {', '.join(_CHOICES)}, got {choice!r}"
+        )
+    return choice
+
+
+_selection = _initial_selection()
+_available: bool | None = None  # numba importable; checked on first use (import costs ~0.3 s)
+
+
+def kernels_available() -> bool:
+    """True when numba is installed, so the kernels can run."""
+    global _available
+    if _available is None:
+        _available = _numba_installed()
+        if _selection == "numba" and not _available:
+            raise ImportError("EMBER_KERNELS=numba, but numba is not installed: pip install numba")
+    return _available
+
+
+def kernels_selection() -> str:
+    """The current choice: ``"auto"``, ``"numba"`` or ``"numpy"``."""
+    return _selection
+
+
+def kernels_active() -> bool:
+    """True when ops should call the kernels (the selection allows it and numba is there)."""
+    return _selection != "numpy" and kernels_available()
+
+
+@contextlib.contextmanager
+def use_kernels(choice: str) -> Iterator[None]:
+    """Select ``"numpy"``, ``"numba"`` or ``"auto"`` inside a ``with`` block.
+
+    >>> with ember.backend.use_kernels("numpy"):
+    ...     y = ember.ops.max_pool2d(np.ones((1, 2, 2, 1)))  # the NumPy reference
+    """
+    global _selection
+    if choice not in _CHOICES:
+        raise ValueError(
+            f"use_kernels: choice must be one of {', '.join(_CHOICES)}, got {choice!r}"
+        )
+    previous = _selection
+    _selection = choice
+    try:
+        if choice == "numba":
+            kernels_available()
+        yield
+    finally:
+        _selection = previous
+
 
 
 # glibc's mallopt parameters (malloc.h)

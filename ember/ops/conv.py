@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ember import kernels
 from ember.backend import xp
 from ember.ops._core import as_tensor
 from ember.tensor import Tensor
@@ -422,6 +423,14 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
     pool, strides, pads, out_hw = _pool_geometry("max_pool2d", x.data, pool_size, strides, padding)
     taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]
     plain = strides == pool and pads == ((0, 0), (0, 0))
+    fast = kernels.get("pooling") if plain and len(taps) <= 256 else None
+    if fast is not None and x.data.dtype.kind == "f":
+        out, argmax = fast.max_pool_forward(x.data, pool, out_hw)
+
+        def kernel_backward(g):
+            return (fast.max_pool_backward(g, argmax, pool, x.shape),)
+
+        return Tensor._from_op(out, (x,), kernel_backward, "max_pool2d")
 
     def tap_values(data):
         if plain:

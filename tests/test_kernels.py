@@ -1,0 +1,114 @@
+"""The fast kernels (``ember.kernels``, numba) against their NumPy references in ``ember.ops``:
+forward values and gradients must be identical (a max and a routed gradient are exact), on odd
+shapes (rows and columns past the last window), ties, NaN, float64 and non-contiguous inputs.
+Also the selection itself: ``EMBER_KERNELS`` / ``ember.backend.use_kernels``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ember
+from ember import kernels, ops
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
+
+
+def _pool_both(x: np.ndarray, pool, g_seed: int = 1):
+    """(output, input gradient) of max_pool2d under the kernels and under NumPy."""
+    results = []
+    for choice in ("numba", "numpy"):
+        with kernels.use(choice):
+            t = ember.Tensor(x, requires_grad=True)
+            y = ops.max_pool2d(t, pool)
+            g = np.random.default_rng(g_seed).standard_normal(y.shape).astype(x.dtype)
+            y.backward(g)
+            results.append((y.numpy(), t.grad))
+    return results
+
+
+@pytest.mark.parametrize(
+    "shape, pool",
+    [
+        ((2, 4, 4, 3), 2),
+        ((3, 7, 9, 5), 2),  # a row and a column past the last window
+        ((2, 9, 8, 4), 3),
+        ((1, 6, 7, 2), (2, 3)),
+        ((4, 5, 5, 1), 1),
+        ((2, 26, 26, 32), 2),  # the Keras convnet's first pool
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_kernel_equals_the_numpy_reference(shape, pool, dtype):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    (y_fast, g_fast), (y_ref, g_ref) = _pool_both(x, pool)
+    assert y_fast.dtype == g_fast.dtype == dtype
+    np.testing.assert_array_equal(y_fast, y_ref)
+    np.testing.assert_array_equal(g_fast, g_ref)
+
+
+def test_max_pool_kernel_ties_go_to_the_first_tap_as_in_the_reference():
+    """After a ReLU whole windows are 0: the gradient goes to the window's first element."""
+    x = np.maximum(np.random.default_rng(2).standard_normal((3, 6, 6, 4)), 0).astype(np.float32)
+    x[:, :2, :2, :] = 0.0
+    x[0, 2:4, 2:4, 0] = 1.5  # a tie at the maximum, not at zero
+    (y_fast, g_fast), (y_ref, g_ref) = _pool_both(x, 2)
+    np.testing.assert_array_equal(y_fast, y_ref)
+    np.testing.assert_array_equal(g_fast, g_ref)
+    assert np.count_nonzero(g_fast[:, :2, :2, :]) == np.count_nonzero(g_ref[:, :2, :2, :])
+
+
+def test_max_pool_kernel_propagates_nan_like_np_maximum():
+    x = np.zeros((1, 4, 4, 2), np.float32)
+    x[0, 1, 0, 0] = np.nan
+    x[0, 2, 3, 1] = np.nan
+    x[0, 3, 3, 1] = 5.0  # a larger value after the NaN does not hide it
+    with kernels.use("numba"):
+        fast = ops.max_pool2d(x).numpy()
+    with kernels.use("numpy"):
+        ref = ops.max_pool2d(x).numpy()
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
+    np.testing.assert_array_equal(np.nan_to_num(fast), np.nan_to_num(ref))
+
+
+def test_max_pool_kernel_takes_non_contiguous_input():
+    base = np.random.default_rng(3).standard_normal((4, 8, 6, 2)).astype(np.float32)
+    x = base.transpose(0, 2, 1, 3)  # (4, 6, 8, 2), a strided view
+    (y_fast, g_fast), (y_ref, g_ref) = _pool_both(x, 2)
+    np.testing.assert_array_equal(y_fast, y_ref)
+    np.testing.assert_array_equal(g_fast, g_ref)
+
+
+def test_padded_or_overlapping_pools_keep_the_numpy_path():
+    """Only non-overlapping, unpadded windows have a kernel; the others give the same result
+    under either selection."""
+    x = np.random.default_rng(4).standard_normal((2, 5, 5, 3)).astype(np.float32)
+    for kwargs in ({"strides": 1}, {"padding": "same"}):
+        with kernels.use("numba"):
+            fast = ops.max_pool2d(x, 2, **kwargs).numpy()
+        with kernels.use("numpy"):
+            ref = ops.max_pool2d(x, 2, **kwargs).numpy()
+        np.testing.assert_array_equal(fast, ref)
+
+
+def test_selection_context_and_environment():
+    assert kernels.selection() in ("auto", "numba", "numpy")
+    with kernels.use("numpy"):
+        assert not kernels.active() and kernels.get("pooling") is None
+    with kernels.use("numba"):
+        assert kernels.active() and kernels.get("pooling") is not None
+    with pytest.raises(ValueError, match="choice must be one of auto, numba, numpy, got 'gpu'"):
+        with kernels.use("gpu"):
+            pass
+    env = {**os.environ, "EMBER_KERNELS": "numpy"}
+    code = "import ember; print(ember.kernels.selection(), ember.kernels.active())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["numpy", "False"], out.stderr
+    env["EMBER_KERNELS"] = "fast"
+    out = subprocess.run([sys.executable, "-c", "import ember"], env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert "EMBER_KERNELS must be one of auto, numba, numpy, got 'fast'" in out.stderr
