@@ -112,3 +112,58 @@ def test_selection_context_and_environment():
     out = subprocess.run([sys.executable, "-c", "import ember"], env=env, capture_output=True,
                          text=True)  # fmt: skip
     assert "EMBER_KERNELS must be one of auto, numba, numpy, got 'fast'" in out.stderr
+
+
+def _conv_both(x, k, b, relu, **geometry):
+    """(output, dx, dk, db) of conv2d under the kernels and under NumPy."""
+    results = []
+    for choice in ("numba", "numpy"):
+        with kernels.use(choice):
+            tx = ember.Tensor(x, requires_grad=True)
+            tk = ember.Tensor(k, requires_grad=True)
+            tb = None if b is None else ember.Tensor(b, requires_grad=True)
+            y = ops.conv2d(tx, tk, bias=tb, relu=relu, **geometry)
+            g = np.random.default_rng(7).standard_normal(y.shape).astype(x.dtype)
+            y.backward(g)
+            results.append((y.numpy(), tx.grad, tk.grad, None if tb is None else tb.grad))
+    return results
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        {},
+        {"padding": "same"},
+        {"strides": 2, "padding": "same"},
+        {"strides": (2, 1), "dilation": 1},
+        {"dilation": 2, "padding": "same"},
+    ],
+    ids=["valid", "same", "stride2", "stride21", "dilation2"],
+)
+@pytest.mark.parametrize("relu, with_bias", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_kernels_equal_the_numpy_reference(geometry, relu, with_bias, dtype):
+    """Patches, bias + ReLU and the fused ReLU backward with the bias gradient: the forward and
+    the input and kernel gradients are bit-identical (same GEMMs on the same operands); the bias
+    gradient is summed in another order (within float rounding)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 9, 8, 4)).astype(dtype)
+    k = rng.standard_normal((3, 3, 4, 5)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype) if with_bias else None
+    fast, ref = _conv_both(x, k, b, relu, **geometry)
+    for name, a, r in zip(("output", "dx", "dkernel"), fast[:3], ref[:3]):
+        assert a.dtype == dtype, name
+        np.testing.assert_array_equal(a, r, err_msg=name)
+    if with_bias:
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(fast[3], ref[3], rtol=tol, atol=tol)
+    if relu:  # the ReLU was applied (and some outputs are exactly 0)
+        assert (fast[0] == 0).any() and (fast[0] >= 0).all()
+
+
+def test_bias_relu_kernel_keeps_nan_like_np_maximum():
+    from ember.kernels import conv
+
+    out = np.array([[np.nan, -1.0, 2.0]], np.float32)
+    conv.add_bias_relu(out, np.zeros(3, np.float32), relu=True)
+    assert np.isnan(out[0, 0]) and out[0, 1:].tolist() == [0.0, 2.0]

@@ -231,23 +231,37 @@ def conv2d(
     )
     padded = _pad_hw(x.data, pads)
     n = x.shape[0]
-    # reshape copies the strided windows into one contiguous (N·Ho·Wo, kh·kw·C) matrix
-    cols = _windows(padded, (kh, kw), strides, dilation, out_hw).reshape(-1, kh * kw * c_in)
+    fast = kernels.get("conv")
+    if fast is not None:
+        cols = fast.patches(padded, (kh, kw), strides, dilation, out_hw)
+    else:
+        # reshape copies the strided windows into one contiguous (N·Ho·Wo, kh·kw·C) matrix
+        cols = _windows(padded, (kh, kw), strides, dilation, out_hw).reshape(-1, kh * kw * c_in)
     kernel_2d = kernel.data.reshape(-1, filters)
     out = cols @ kernel_2d
     if bias is not None:
         bias = as_tensor(bias, x)
-        out += bias.data
-    if relu:
-        xp.maximum(out, 0, out=out)
+    if fast is not None and (bias is not None or relu):
+        fast.add_bias_relu(out, None if bias is None else bias.data, relu)
+    else:
+        if bias is not None:
+            out += bias.data
+        if relu:
+            xp.maximum(out, 0, out=out)
     out = out.reshape(n, out_hw[0], out_hw[1], filters)
 
     def backward(g):
-        if relu:
+        want_bias = bias is not None and bias.requires_grad
+        gb = None
+        if relu and fast is not None:
+            g, gb = fast.relu_backward_bias(g.reshape(-1, filters), out.reshape(-1, filters),
+                                            want_bias)  # fmt: skip
+            g = g.reshape(out.shape)
+        elif relu:
             g = g * (out > 0)  # relu's gradient, 0 at exactly 0 as ops.relu
         g_2d = g.reshape(-1, filters)
-        gx = gk = gb = None
-        if bias is not None and bias.requires_grad:
+        gx = gk = None
+        if want_bias and gb is None:
             gb = g_2d.sum(axis=0)
         if kernel.requires_grad:
             gk = (cols.T @ g_2d).reshape(kernel.shape)

@@ -1,0 +1,87 @@
+"""Convolution helpers: the patch matrix (im2col), and the bias + ReLU passes around the GEMM.
+
+* :func:`patches` copies every receptive field of a padded NHWC batch into one contiguous
+  ``(N·Ho·Wo, kh·kw·C)`` matrix. NumPy's reference reshapes a strided window view, which copies
+  on one core; here each image is copied by its own iteration of a parallel loop.
+* :func:`add_bias_relu` adds the bias and applies ``max(·, 0)`` in one pass over the GEMM's
+  output, in place (the reference: ``out += bias`` then ``np.maximum(out, 0, out=out)``).
+* :func:`relu_backward_bias` masks the output gradient by ``out > 0`` and sums it per filter
+  (the bias gradient) in one pass (the reference: ``g * (out > 0)`` then ``.sum(axis=0)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _patches(padded, kh, kw, sh, sw, dh, dw, cols):  # pragma: no cover - compiled
+    n, _, _, c = padded.shape
+    ho, wo = cols.shape[1], cols.shape[2]
+    for b in prange(n):
+        for i in range(ho):
+            for j in range(wo):
+                for ki in range(kh):
+                    for kj in range(kw):
+                        row = i * sh + ki * dh
+                        col = j * sw + kj * dw
+                        base = (ki * kw + kj) * c
+                        for ch in range(c):
+                            cols[b, i, j, base + ch] = padded[b, row, col, ch]
+
+
+def patches(padded: np.ndarray, kernel_hw, strides, dilation, out_hw) -> np.ndarray:
+    """``(N·Ho·Wo, kh·kw·C)``: row ``(n, i, j)`` holds the receptive field of output ``(i, j)``
+    of image ``n``, taps in ``(ki, kj, channel)`` order (the HWIO kernel's reshape)."""
+    n, c = padded.shape[0], padded.shape[3]
+    kh, kw = kernel_hw
+    cols = np.empty((n, out_hw[0], out_hw[1], kh * kw * c), dtype=padded.dtype)
+    _patches(np.ascontiguousarray(padded), kh, kw, strides[0], strides[1], dilation[0],
+             dilation[1], cols)  # fmt: skip
+    return cols.reshape(-1, kh * kw * c)
+
+
+@njit(parallel=True, cache=True)
+def _add_bias_relu(out, bias, relu):  # pragma: no cover - compiled
+    rows, filters = out.shape
+    zero = out.dtype.type(0)
+    for r in prange(rows):
+        for f in range(filters):
+            v = out[r, f] + bias[f]
+            out[r, f] = (v if v > zero or v != v else zero) if relu else v
+
+
+def add_bias_relu(out: np.ndarray, bias: np.ndarray | None, relu: bool) -> None:
+    """In place on the contiguous ``(rows, F)`` ``out``: ``+ bias``, then ``max(·, 0)`` if
+    ``relu`` (NaN stays NaN, as ``np.maximum``)."""
+    if bias is None:
+        bias = np.zeros(out.shape[1], dtype=out.dtype)
+    _add_bias_relu(out, bias.astype(out.dtype, copy=False), relu)
+
+
+@njit(parallel=True, cache=True)
+def _relu_backward_bias(g, out, masked, partial):  # pragma: no cover - compiled
+    rows, filters = g.shape
+    chunks = partial.shape[0]
+    step = (rows + chunks - 1) // chunks
+    zero = g.dtype.type(0)
+    for k in prange(chunks):
+        for f in range(filters):
+            partial[k, f] = zero
+        for r in range(k * step, min(rows, (k + 1) * step)):
+            for f in range(filters):
+                v = g[r, f] if out[r, f] > zero else zero
+                masked[r, f] = v
+                partial[k, f] += v
+
+
+def relu_backward_bias(g: np.ndarray, out: np.ndarray, want_bias: bool):
+    """``(g * (out > 0), its column sums or None)`` for contiguous ``(rows, F)`` arrays. The sums
+    add per-chunk partial sums (a fixed number of chunks, so the result does not depend on the
+    thread count)."""
+    g = np.ascontiguousarray(g)
+    masked = np.empty_like(g)
+    partial = np.empty((16, g.shape[1]), dtype=g.dtype)
+    _relu_backward_bias(g, out, masked, partial)
+    return masked, (partial.sum(axis=0) if want_bias else None)
