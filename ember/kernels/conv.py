@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from ember.kernels._numba import njit, prange
 
 
 @njit(parallel=True, cache=True)
