@@ -143,7 +143,7 @@ def _conv_both(x, k, b, relu, **geometry):
 @pytest.mark.parametrize("relu, with_bias", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_kernels_equal_the_numpy_reference(geometry, relu, with_bias, dtype):
-    """Patches, bias + ReLU and the fused ReLU backward with the bias gradient: the forward and
+    """Bias + ReLU and the fused ReLU backward with the bias gradient: the forward and
     the input and kernel gradients are bit-identical (same GEMMs on the same operands); the bias
     gradient is summed in another order (within float rounding)."""
     rng = np.random.default_rng(5)

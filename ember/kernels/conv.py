@@ -1,8 +1,5 @@
-"""Convolution helpers: the patch matrix (im2col), and the bias + ReLU passes around the GEMM.
+"""Convolution helpers: the bias + ReLU passes around the convolution's GEMM.
 
-* :func:`patches` copies every receptive field of a padded NHWC batch into one contiguous
-  ``(N·Ho·Wo, kh·kw·C)`` matrix. NumPy's reference reshapes a strided window view, which copies
-  on one core; here each image is copied by its own iteration of a parallel loop.
 * :func:`add_bias_relu` adds the bias and applies ``max(·, 0)`` in one pass over the GEMM's
   output, in place (the reference: ``out += bias`` then ``np.maximum(out, 0, out=out)``).
 * :func:`relu_backward_bias` masks the output gradient by ``out > 0`` and sums it per filter
@@ -14,33 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from ember.kernels._numba import njit, prange
-
-
-@njit(parallel=True, cache=True)
-def _patches(padded, kh, kw, sh, sw, dh, dw, cols):  # pragma: no cover - compiled
-    n, _, _, c = padded.shape
-    ho, wo = cols.shape[1], cols.shape[2]
-    for b in prange(n):
-        for i in range(ho):
-            for j in range(wo):
-                for ki in range(kh):
-                    for kj in range(kw):
-                        row = i * sh + ki * dh
-                        col = j * sw + kj * dw
-                        base = (ki * kw + kj) * c
-                        for ch in range(c):
-                            cols[b, i, j, base + ch] = padded[b, row, col, ch]
-
-
-def patches(padded: np.ndarray, kernel_hw, strides, dilation, out_hw) -> np.ndarray:
-    """``(N·Ho·Wo, kh·kw·C)``: row ``(n, i, j)`` holds the receptive field of output ``(i, j)``
-    of image ``n``, taps in ``(ki, kj, channel)`` order (the HWIO kernel's reshape)."""
-    n, c = padded.shape[0], padded.shape[3]
-    kh, kw = kernel_hw
-    cols = np.empty((n, out_hw[0], out_hw[1], kh * kw * c), dtype=padded.dtype)
-    _patches(np.ascontiguousarray(padded), kh, kw, strides[0], strides[1], dilation[0],
-             dilation[1], cols)  # fmt: skip
-    return cols.reshape(-1, kh * kw * c)
 
 
 @njit(parallel=True, cache=True)

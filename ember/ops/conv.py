@@ -232,11 +232,8 @@ def conv2d(
     padded = _pad_hw(x.data, pads)
     n = x.shape[0]
     fast = kernels.get("conv")
-    if fast is not None:
-        cols = fast.patches(padded, (kh, kw), strides, dilation, out_hw)
-    else:
-        # reshape copies the strided windows into one contiguous (N·Ho·Wo, kh·kw·C) matrix
-        cols = _windows(padded, (kh, kw), strides, dilation, out_hw).reshape(-1, kh * kw * c_in)
+    # reshape copies the strided windows into one contiguous (N·Ho·Wo, kh·kw·C) matrix
+    cols = _windows(padded, (kh, kw), strides, dilation, out_hw).reshape(-1, kh * kw * c_in)
     kernel_2d = kernel.data.reshape(-1, filters)
     out = cols @ kernel_2d
     if bias is not None:
