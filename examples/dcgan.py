@@ -52,6 +52,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The game itself (both losses, the GAN model and the hand-written loop) is gan_ring.py's, next
+# to this file: only the networks and the data differ.
+from gan_ring import GAN, discriminator_loss, generator_loss, train_manual  # noqa: F401
+
 import ember
 from ember import layers
 
@@ -161,148 +165,6 @@ def build_discriminator(side: int, filters: int) -> ember.Sequential:
 _BCE = ember.losses.BinaryCrossentropy(from_logits=True)
 
 
-def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
-    """Binary cross-entropy of ``D`` over real and generated images together, real ones
-    labelled ``1 - label_smoothing`` (one-sided: fakes stay at 0).
-
-    Example:
-        >>> round(float(discriminator_loss(ember.tensor([[9.0]]), ember.tensor([[-9.0]]))), 4)
-        0.0001
-    """
-    n_real, n_fake = real_logits.shape[0], fake_logits.shape[0]
-    labels = np.concatenate([np.full((n_real, 1), 1.0 - label_smoothing),
-                             np.zeros((n_fake, 1))]).astype(real_logits.dtype)  # fmt: skip
-    return _BCE(labels, ember.concatenate([real_logits, fake_logits], axis=0))
-
-
-def generator_loss(fake_logits, kind: str = "non_saturating"):
-    """``-mean log D(G(z))`` (``"non_saturating"``) or ``mean log(1 - D(G(z)))``
-    (``"minimax"``), from ``D``'s logits on generated images.
-
-    Example:
-        >>> round(float(generator_loss(ember.tensor([[0.0]]), "minimax")), 4)  # log(1/2)
-        -0.6931
-    """
-    n = fake_logits.shape[0]
-    if kind == "non_saturating":
-        return _BCE(np.ones((n, 1), fake_logits.dtype), fake_logits)
-    if kind == "minimax":
-        return -_BCE(np.zeros((n, 1), fake_logits.dtype), fake_logits)
-    raise ValueError(f"generator_loss: kind must be one of {G_LOSSES}, got {kind!r}")
-
-
-# ------------------------------------------------------------------------------ the two loops
-class GAN(ember.Model):
-    """A generator and a discriminator trained as a game by ``fit`` (Keras' GAN guide): the
-    overridden ``train_step`` makes one discriminator step, then one generator step, each with
-    its own optimizer, and returns ``{"d_loss", "g_loss"}``. Calling the model generates.
-
-    Example:
-        >>> ember.manual_seed(0)
-        >>> gan = GAN(build_generator(4, 8, 2), build_discriminator(8, 2), latent_dim=4)
-        >>> gan.compile(d_optimizer=ember.optimizers.Adam(2e-4),
-        ...             g_optimizer=ember.optimizers.Adam(2e-4), g_loss="minimax")
-        >>> history = gan.fit(np.zeros((8, 8, 8, 1), np.float32), batch_size=4, verbose=0)
-        >>> sorted(history.history), gan.predict(np.zeros((3, 4), np.float32)).shape
-        (['d_loss', 'g_loss'], (3, 8, 8, 1))
-    """
-
-    def __init__(self, generator, discriminator, latent_dim: int, **kwargs):
-        super().__init__(**kwargs)
-        self.generator, self.discriminator = generator, discriminator
-        self.latent_dim = latent_dim
-        self.d_loss_tracker = ember.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = ember.metrics.Mean(name="g_loss")
-
-    def compile(self, d_optimizer, g_optimizer, label_smoothing: float = 0.0,
-                g_loss: str = "non_saturating") -> None:  # fmt: skip
-        """One optimizer per network, and the two options of the game."""
-        if g_loss not in G_LOSSES:
-            raise ValueError(f"GAN.compile: g_loss must be one of {G_LOSSES}, got {g_loss!r}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(
-                f"GAN.compile: label_smoothing must be in [0, 1), got {label_smoothing}"
-            )
-        super().compile()
-        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
-        self.label_smoothing, self.g_loss_kind = label_smoothing, g_loss
-
-    def call(self, noise, training=False):
-        return self.generator(noise, training=training)
-
-    def train_step(self, data) -> dict:
-        real = data[0] if isinstance(data, tuple) else data
-        n = real.shape[0]
-        # detach: the discriminator's step must not reach into the generator.
-        fake = self.generator(ember.random.normal((n, self.latent_dim)), training=True).detach()
-        with ember.GradientTape() as tape:
-            d_loss = discriminator_loss(self.discriminator(real, training=True),
-                                        self.discriminator(fake, training=True),
-                                        self.label_smoothing)  # fmt: skip
-        weights = self.discriminator.trainable_weights
-        self.d_optimizer.apply(tape.gradient(d_loss, weights), weights)
-
-        noise = ember.random.normal((n, self.latent_dim))
-        with ember.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(noise, training=True), training=True)
-            g_loss = generator_loss(fake_logits, self.g_loss_kind)
-        weights = self.generator.trainable_weights
-        self.g_optimizer.apply(tape.gradient(g_loss, weights), weights)
-
-        self.d_loss_tracker.update_state(float(d_loss))
-        self.g_loss_tracker.update_state(float(g_loss))
-        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
-
-
-def train_manual(generator, discriminator, data: np.ndarray, epochs: int, batch_size: int,
-                 latent_dim: int, d_optimizer, g_optimizer, label_smoothing: float = 0.0,
-                 g_loss: str = "non_saturating", on_epoch_end=None) -> dict:
-    """:meth:`GAN.train_step` written out in PyTorch style (``zero_grad``, ``backward``,
-    ``step``), over the batches ``fit`` would cut (a permutation from Ember's generator per
-    epoch, last batch kept): the same numbers from the same seed. Returns the per-epoch mean
-    losses; ``on_epoch_end(epoch, logs)`` is called after each epoch, as a Keras callback is.
-
-    Example:
-        >>> ember.manual_seed(0)
-        >>> g, d = build_generator(4, 8, 2), build_discriminator(8, 2)
-        >>> h = train_manual(g, d, np.zeros((10, 8, 8, 1), np.float32), 1, 4, 4,
-        ...                  ember.optimizers.Adam(d.parameters()),
-        ...                  ember.optimizers.Adam(g.parameters()))
-        >>> sorted(h), len(h["g_loss"])
-        (['d_loss', 'g_loss'], 1)
-    """
-    history: dict = {"d_loss": [], "g_loss": []}
-    n = len(data)
-    for epoch in range(epochs):
-        order = ember.default_rng().permutation(n)
-        d_losses, g_losses = [], []
-        for start in range(0, n, batch_size):
-            real = ember.tensor(data[order[start:start + batch_size]])
-            m = real.shape[0]
-            with ember.no_grad():  # the discriminator's step needs no graph through G
-                fake = generator(ember.random.normal((m, latent_dim)), training=True)
-            d_optimizer.zero_grad()
-            d_loss = discriminator_loss(discriminator(real, training=True),
-                                        discriminator(fake, training=True), label_smoothing)
-            d_loss.backward()
-            d_optimizer.step()
-
-            g_optimizer.zero_grad()
-            fake = generator(ember.random.normal((m, latent_dim)), training=True)
-            loss = generator_loss(discriminator(fake, training=True), g_loss)
-            loss.backward()  # D's .grad fills too; its next zero_grad clears them
-            g_optimizer.step()
-            d_losses.append(float(d_loss))
-            g_losses.append(float(loss))
-        history["d_loss"].append(float(np.mean(d_losses)))
-        history["g_loss"].append(float(np.mean(g_losses)))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, {"d_loss": history["d_loss"][-1],
-                                 "g_loss": history["g_loss"][-1]})  # fmt: skip
-    return history
-
-
-# ------------------------------------------------------------------------------ the judge
 def build_classifier(side: int, classes: int = 10) -> ember.Model:
     """A small convnet for the real images; its 32-unit ``"features"`` layer feeds the
     Fréchet distance.

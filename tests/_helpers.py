@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import glob
+import importlib.util
 import os
 import subprocess
 import sys
@@ -65,3 +66,40 @@ def run_child(code: str, timeout: float = 180) -> str:
     )
     assert result.returncode == 0, f"child process failed:\n{result.stderr[-3000:]}"
     return result.stdout
+
+
+# ------------------------------------------------------------------------------ examples/
+EXAMPLES = ROOT / "examples"
+
+
+def load_example(name: str):
+    """The script ``examples/<name>.py`` as a module (``examples/`` is not a package), loaded
+    once. ``examples/`` goes on ``sys.path`` first, so that a script can import a sibling as it
+    does when run as ``python examples/<name>.py`` (dcgan.py uses gan_ring.py's GAN)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    module_name = f"_ember_example_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+def assert_example_doctests_pass(name: str) -> None:
+    """Every docstring example of ``examples/<name>.py`` runs and gives its stated output (with
+    ``ember`` and ``np`` in the namespace, as the package's doctests)."""
+    import doctest
+
+    import ember
+
+    module = load_example(name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    globs = {**vars(module), "ember": ember, "np": np}
+    tests = [t for t in finder.find(module, globs=globs) if t.examples]
+    assert tests, f"examples/{name}.py has no docstring examples"
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0, name

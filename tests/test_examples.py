@@ -9,16 +9,13 @@ The scripts are loaded from their file paths (``examples/`` is not a package).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import runpy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from _helpers import EXAMPLES
+from _helpers import load_example as _load
 
 
 def _run(name: str, capsys) -> tuple[dict, dict, str]:
@@ -26,16 +23,6 @@ def _run(name: str, capsys) -> tuple[dict, dict, str]:
     printed text."""
     namespace = runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name="__main__")
     return namespace["r"], namespace, capsys.readouterr().out
-
-
-def _load(name: str):
-    module_name = f"_ember_example_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 def test_xor_needs_a_hidden_layer(capsys):

@@ -16,28 +16,16 @@ The scripts are loaded from their file paths (``examples/`` is not a package).
 
 from __future__ import annotations
 
-import doctest
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import assert_example_doctests_pass
+from _helpers import load_example as _load
 
 import ember
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = ("transfer_learning", "auxiliary_output")
-
-
-def _load(name: str):
-    module_name = f"_ember_example_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 def _require_fashion_mnist() -> None:
@@ -50,15 +38,7 @@ def _require_fashion_mnist() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_docstring_examples_run(name):
-    module = _load(name)
-    finder = doctest.DocTestFinder(exclude_empty=True)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    tests = [t for t in finder.find(module, globs={**vars(module), "ember": ember, "np": np})
-             if t.examples]  # fmt: skip
-    assert tests, name
-    for test in tests:
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    assert_example_doctests_pass(name)
 
 
 def _png_files_exist(paths, directory, names):

@@ -14,30 +14,20 @@ first 267 lines of ``ember.datasets.text_corpus.load_text("kjv")`` (31,685 chara
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import runpy
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import EXAMPLES
+from _helpers import load_example as _load
 
 import ember
 from ember.datasets import text_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
 EXCERPT = ROOT / "tests" / "data" / "kjv_excerpt.txt"
-
-
-def _load(name: str):
-    module_name = f"_ember_example_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 def _run(name: str, args: list[str], capsys, monkeypatch) -> tuple[dict, str]:
