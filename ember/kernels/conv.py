@@ -4,6 +4,14 @@
   output, in place (the reference: ``out += bias`` then ``np.maximum(out, 0, out=out)``).
 * :func:`relu_backward_bias` masks the output gradient by ``out > 0`` and sums it per filter
   (the bias gradient) in one pass (the reference: ``g * (out > 0)`` then ``.sum(axis=0)``).
+
+Measured on the Keras simple convnet (batch 128): the ReLU backward with the bias gradient
+takes 1.47 against 3.17 ms for the first convolution's (86528, 32) output, 0.62 against 0.95
+for the second's (15488, 64); bias + ReLU 1.1 against 1.3 ms on the first but 0.65 against
+0.40 on the second (NumPy's two SIMD passes win at 64 filters), and still a whole epoch through
+``fit`` took 17.2 s with it against 18.0 without (same session). Tried and dropped because
+NumPy was as fast: a parallel patch-matrix (im2col) kernel (1.56 against 1.28 ms for the first
+layer's patches) and a direct convolution of one input channel (no faster step).
 """
 
 from __future__ import annotations
