@@ -56,10 +56,13 @@ from pathlib import Path
 
 import numpy as np
 
+# The same flattened [0, 1] images as the pre-training example (examples/ is on the path when
+# a script runs, and in the tests)
+from layerwise_pretraining import PIXEL_MAX, load  # noqa: F401
+
 import ember
 from ember import layers, ops
 
-PIXEL_MAX = {"digits": 16.0, "fashion_mnist": 255.0}
 TensorLike = ember.Tensor | np.ndarray
 ACTIVE = 0.01  # a latent unit is active when Cov over the data of its mean code exceeds this
 
@@ -145,30 +148,6 @@ class BernoulliReconstruction(ember.losses.Loss):
     def per_sample(self, y_true: np.ndarray, y_pred: ember.Tensor) -> ember.Tensor:
         terms = ops.sigmoid_binary_cross_entropy(y_pred, y_true, name=self.name)
         return ops.sum(terms, axis=-1)
-
-
-def load(dataset: str, data_dir: str | None = None) -> tuple[np.ndarray, ...]:
-    """``x_train, y_train, x_test, y_test``: flattened float32 images in [0, 1] and labels.
-
-    Example:
-        >>> x_train, _, x_test, _ = load("digits")
-        >>> x_train.shape, x_test.shape, float(x_test.max())
-        ((1437, 64), (360, 64), 1.0)
-    """
-    if dataset not in PIXEL_MAX:
-        raise ValueError(f"load: dataset must be one of {sorted(PIXEL_MAX)}, got {dataset!r}")
-    if dataset == "digits":
-        (x_train, y_train), (x_test, y_test) = ember.datasets.digits.load_data()
-    else:
-        (x_train, y_train), (x_test, y_test) = ember.datasets.fashion_mnist.load_data(
-            path=data_dir
-        )
-    scale = np.float32(PIXEL_MAX[dataset])
-
-    def flat(x: np.ndarray) -> np.ndarray:
-        return x.reshape(len(x), -1).astype(np.float32) / scale
-
-    return flat(x_train), y_train.astype(np.int64), flat(x_test), y_test.astype(np.int64)
 
 
 def build_vae(input_dim: int, hidden: int, latent_dim: int, learning_rate: float = 1e-3,
