@@ -143,19 +143,23 @@ def _conv_both(x, k, b, relu, **geometry):
 @pytest.mark.parametrize("relu, with_bias", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_kernels_equal_the_numpy_reference(geometry, relu, with_bias, dtype):
-    """Bias + ReLU and the fused ReLU backward with the bias gradient: the forward and
-    the input and kernel gradients are bit-identical (same GEMMs on the same operands); the bias
-    gradient is summed in another order (within float rounding)."""
+    """Bias + ReLU and the fused ReLU backward with the bias gradient: the forward and the
+    kernel gradient are bit-identical (same GEMMs on the same operands); the input gradient
+    (another GEMM, then col2im) and the bias gradient are summed in another order (within float
+    rounding)."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 9, 8, 4)).astype(dtype)
     k = rng.standard_normal((3, 3, 4, 5)).astype(dtype)
     b = rng.standard_normal(5).astype(dtype) if with_bias else None
     fast, ref = _conv_both(x, k, b, relu, **geometry)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
     for name, a, r in zip(("output", "dx", "dkernel"), fast[:3], ref[:3]):
         assert a.dtype == dtype, name
-        np.testing.assert_array_equal(a, r, err_msg=name)
+        if name == "dx":
+            np.testing.assert_allclose(a, r, rtol=tol, atol=tol, err_msg=name)
+        else:
+            np.testing.assert_array_equal(a, r, err_msg=name)
     if with_bias:
-        tol = 1e-5 if dtype == np.float32 else 1e-12
         np.testing.assert_allclose(fast[3], ref[3], rtol=tol, atol=tol)
     if relu:  # the ReLU was applied (and some outputs are exactly 0)
         assert (fast[0] == 0).any() and (fast[0] >= 0).all()
@@ -167,3 +171,32 @@ def test_bias_relu_kernel_keeps_nan_like_np_maximum():
     out = np.array([[np.nan, -1.0, 2.0]], np.float32)
     conv.add_bias_relu(out, np.zeros(3, np.float32), relu=True)
     assert np.isnan(out[0, 0]) and out[0, 1:].tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "image, kernel_hw, strides, dilation",
+    [
+        ((2, 7, 6, 3), (3, 3), (1, 1), (1, 1)),
+        ((3, 9, 8, 5), (3, 2), (2, 1), (1, 1)),
+        ((1, 11, 10, 2), (3, 3), (2, 3), (2, 1)),
+        ((2, 13, 13, 32), (3, 3), (1, 1), (1, 1)),  # the Keras convnet's second convolution
+        ((2, 5, 5, 4), (1, 1), (2, 2), (1, 1)),  # pixels no window reads get 0
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_col2im_kernel_equals_the_reference_bit_for_bit(image, kernel_hw, strides, dilation, dtype):
+    """The kernel gathers per pixel and adds the taps in the reference's order: same sums."""
+    from ember.kernels import conv as fast
+    from ember.ops import conv as ref
+
+    out_hw = tuple(
+        ref.conv_output_size(n, k, s, d, (0, 0))
+        for n, k, s, d in zip(image[1:3], kernel_hw, strides, dilation)
+    )
+    rng = np.random.default_rng(11)
+    cols = rng.standard_normal((image[0], *out_hw, *kernel_hw, image[3])).astype(dtype)
+    with kernels.use("numpy"):
+        expected = ref._col2im(cols, image, kernel_hw, strides, dilation, out_hw)
+    got = fast.col2im(cols[::1], image, strides, dilation)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)

@@ -64,3 +64,34 @@ def relu_backward_bias(g: np.ndarray, out: np.ndarray, want_bias: bool):
     partial = np.empty((16, g.shape[1]), dtype=g.dtype)
     _relu_backward_bias(g, out, masked, partial)
     return masked, (partial.sum(axis=0) if want_bias else None)
+
+
+@njit(parallel=True, cache=True)
+def _col2im(cols, strides, dilation, grad):  # pragma: no cover - compiled
+    n, out_h, out_w, kh, kw, channels = cols.shape
+    zero = grad.dtype.type(0)
+    for b in prange(n):
+        # gathered per pixel (each written once, by one thread), its taps added in row-major
+        # order from 0 as the reference adds them: the same sums, bit for bit
+        for r in range(grad.shape[1]):
+            for c in range(grad.shape[2]):
+                for ch in range(channels):
+                    grad[b, r, c, ch] = zero
+                for di in range(kh):
+                    i, rest = divmod(r - di * dilation[0], strides[0])
+                    if rest != 0 or i < 0 or i >= out_h:
+                        continue
+                    for dj in range(kw):
+                        j, rest = divmod(c - dj * dilation[1], strides[1])
+                        if rest != 0 or j < 0 or j >= out_w:
+                            continue
+                        for ch in range(channels):
+                            grad[b, r, c, ch] += cols[b, i, j, di, dj, ch]
+
+
+def col2im(cols: np.ndarray, padded_shape, strides, dilation) -> np.ndarray:
+    """Sum the ``(N, Ho, Wo, kh, kw, C)`` patch gradients back onto the padded NHWC image (the
+    reference: ``ember.ops.conv._col2im``, one strided slice addition per tap)."""
+    grad = np.empty(padded_shape, dtype=cols.dtype)
+    _col2im(np.ascontiguousarray(cols), tuple(strides), tuple(dilation), grad)
+    return grad

@@ -3,9 +3,11 @@
 Convolution is one matrix product per call: the receptive fields are gathered with a strided
 view (im2col without a Python loop over pixels or samples) into a ``(N·Ho·Wo, kh·kw·C)`` matrix
 that multiplies the ``(kh·kw·C, F)`` kernel. The gathered matrix is kept for the kernel gradient,
-so backward never builds it a second time; the input gradient is one batched product (one slice
-per kernel tap) followed by ``kh·kw`` slice additions onto the image (col2im by kernel offset —
-no ``np.add.at`` scatter). See BENCHMARKS.md for where the time goes.
+so backward never builds it a second time. The input gradient, with the fast kernels
+(``ember.kernels``), is one GEMM of inner dimension F, ``g @ Kᵀ``, then col2im on every core; on
+the NumPy path it is one batched product (one slice per kernel tap) followed by ``kh·kw`` slice
+additions onto the image (no ``np.add.at`` scatter), or for stride 1 with F ≤ C one convolution
+of ``g`` with the flipped kernel. See BENCHMARKS.md for where the time goes.
 
 Kernels are HWIO ``(kh, kw, in_channels, filters)`` as in Keras; ``padding="same"`` follows the
 TensorFlow rule (the odd extra row/column of padding goes at the bottom/right).
@@ -121,7 +123,11 @@ def _offset_slices(i, j, strides, dilation, out_hw):
 
 def _col2im(cols: np.ndarray, padded_shape, kernel_hw, strides, dilation, out_hw) -> np.ndarray:
     """Sum the ``(N, Ho, Wo, kh, kw, C)`` patch gradients back onto the padded image: one strided
-    slice addition per kernel tap (``kh·kw`` vectorized adds)."""
+    slice addition per kernel tap (``kh·kw`` vectorized adds; the kernel gathers per pixel on
+    every core, adding the taps in the same order)."""
+    fast = kernels.get("conv")
+    if fast is not None:
+        return fast.col2im(cols, padded_shape, strides, dilation)
     grad = xp.zeros(padded_shape, dtype=cols.dtype)
     for i in range(kernel_hw[0]):
         for j in range(kernel_hw[1]):
@@ -262,8 +268,15 @@ def conv2d(
             gb = g_2d.sum(axis=0)
         if kernel.requires_grad:
             gk = (cols.T @ g_2d).reshape(kernel.shape)
-        if x.requires_grad:
-            if strides == (1, 1):
+        if x.requires_grad and fast is not None:
+            # one GEMM of inner dimension F, then col2im on both cores (see the module doc)
+            patches = (g_2d @ kernel_2d.T).reshape(n, out_hw[0], out_hw[1], kh, kw, c_in)
+            gx = _crop(_col2im(patches, padded.shape, (kh, kw), strides, dilation, out_hw),
+                       pads, x.shape)  # fmt: skip
+        elif x.requires_grad:
+            # the one-convolution form pays only when its patch copy of g (9·F columns) is no
+            # wider than the per-tap products' output (9·C): BENCHMARKS.md, commit 3b80db9
+            if strides == (1, 1) and filters <= c_in:
                 gx = _input_grad_stride1(g, kernel.data, pads, dilation, x.shape[1:3])
             if gx is None:
                 gx = _crop(
