@@ -169,7 +169,7 @@ def _mean_last_axis(t: Tensor) -> Tensor:
 
 
 def _logits_of(y_pred: Tensor, kind: str):
-    info = y_pred._logits
+    info = y_pred._producer
     if info is None or info[0] != kind:
         return None
     logits, axis = info[1], info[2]

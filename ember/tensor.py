@@ -68,6 +68,10 @@ __all__ = [
 class _GradMode(threading.local):
     enabled = True
     tapes: tuple = ()  # the GradientTapes open in this thread, innermost last
+    # True while a backward pass returns the gradient of an intermediate (non-leaf) tensor: each
+    # op must then hand its inputs their own gradients, with no pass fused across an op boundary
+    # (e.g. a max pool passing on the gradient before the ReLU it follows)
+    exact_intermediates = False
 
 
 _grad_mode = _GradMode()
@@ -241,7 +245,7 @@ class Tensor:
         "_parents",
         "_backward",
         "_op",
-        "_logits",
+        "_producer",  # (kind, ...) an op leaves for a consumer that can fuse with it, or None
         "_keras_mask",  # (batch, time) bool array set by a masking layer on its output, or None
         "_version_counter",  # [int], shared with detach() copies and unrecorded views
         "_saved_versions",  # the parents' versions when the op was recorded (None: no check)
@@ -265,7 +269,7 @@ class Tensor:
         self._parents = ()
         self._backward = None
         self._op = None
-        self._logits = None
+        self._producer = None
         self._keras_mask = None
 
     @classmethod
@@ -276,7 +280,7 @@ class Tensor:
         out._version_counter = [0]
         out.grad = None
         out.name = None
-        out._logits = None
+        out._producer = None
         out._keras_mask = None
         mode = _grad_mode
         record = False
@@ -984,7 +988,6 @@ def _propagate(
     # Dependencies first. Parents that need no gradient are walked too (constants are leaves,
     # so this costs one visit each), which lets a C-level attrgetter list the dependencies.
     order = topological_order(roots, _parents_of)
-    epoch = _epoch[0]  # no version changes during a backward pass
     grads: dict[int, np.ndarray] = {}
     for root, seed in zip(roots, seeds):
         previous = grads.get(id(root))
@@ -1002,6 +1005,19 @@ def _propagate(
                     needed.add(id(node))
                     break
 
+    exact = targets is not None and any(t._backward is not None for t in targets)
+    previous_exact, _grad_mode.exact_intermediates = _grad_mode.exact_intermediates, exact
+    try:
+        _backward_in_order(order, grads, wanted, needed, results, retain_graph, prune)
+    finally:
+        _grad_mode.exact_intermediates = previous_exact
+    return results if wanted is not None else None
+
+
+def _backward_in_order(order, grads, wanted, needed, results, retain_graph, prune) -> None:
+    """Run the backward closures from the last node of ``order`` to the first (``_propagate``'s
+    loop: ``grads`` holds the pending gradients by ``id``, ``results`` receives the targets')."""
+    epoch = _epoch[0]  # no version changes during a backward pass
     for node in reversed(order):
         key = id(node)
         g = grads.pop(key, None)
@@ -1040,7 +1056,6 @@ def _propagate(
             node._parents = ()
             node._backward = _FREED
             node._saved_versions = None
-    return results if wanted is not None else None
 
 
 def _accumulate_leaf(leaf: Tensor, g: np.ndarray) -> None:

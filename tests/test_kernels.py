@@ -200,3 +200,64 @@ def test_col2im_kernel_equals_the_reference_bit_for_bit(image, kernel_hw, stride
     got = fast.col2im(cols[::1], image, strides, dilation)
     assert got.dtype == dtype
     np.testing.assert_array_equal(got, expected)
+
+
+def _conv_relu_pool(x, k, b, choice, extra_consumer=False, intermediate=False):
+    """max_pool2d(conv2d(x, k, bias=b, relu=True)) summed against a fixed weight: the gradients of
+    x, k and b (and of the conv's output when ``intermediate``) under one kernel selection."""
+    with kernels.use(choice):
+        tx, tk, tb = (ember.Tensor(a, requires_grad=True) for a in (x, k, b))
+        y = ops.conv2d(tx, tk, bias=tb, relu=True)
+        p = ops.max_pool2d(y, 2)
+        w = np.random.default_rng(3).standard_normal(p.shape).astype(x.dtype)
+        loss = (p * w).sum()
+        if extra_consumer:  # a second path from the ReLU's output: its gradient is added
+            loss = loss + (y * y).sum() * 0.5
+        if intermediate:
+            return (*ember.grad(loss, [y, tk, tb]), y.numpy())
+        loss.backward()
+        return tx.grad, tk.grad, tb.grad
+
+
+@pytest.mark.parametrize("extra_consumer", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_after_a_relu_conv_passes_the_gradient_before_the_relu(
+    extra_consumer, dtype, monkeypatch
+):
+    """conv2d(relu) → max_pool2d: the pool's backward applies the ReLU's mask and sums the bias
+    gradient, and the convolution skips its own mask pass (unless the ReLU's output also feeds
+    another op). The gradients equal the NumPy reference (no fusion) either way."""
+    from ember.kernels import conv as conv_kernels
+
+    masks = []
+    original = conv_kernels.relu_backward_bias
+    monkeypatch.setattr(
+        conv_kernels, "relu_backward_bias", lambda *a: masks.append(1) or original(*a)
+    )
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 11, 10, 3)).astype(dtype)  # a row and a column past the windows
+    k = rng.standard_normal((3, 3, 3, 6)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    fast = _conv_relu_pool(x, k, b, "numba", extra_consumer)
+    assert len(masks) == (1 if extra_consumer else 0)
+    ref = _conv_relu_pool(x, k, b, "numpy", extra_consumer)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for name, a, r in zip(("dx", "dkernel", "dbias"), fast, ref):
+        assert a.dtype == dtype, name
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol, err_msg=name)
+
+
+def test_the_relu_outputs_own_gradient_is_exact_when_asked_for():
+    """ember.grad on the ReLU's output (an intermediate) gets d loss / d relu-output, not the
+    pre-ReLU gradient the fused pool hands the convolution: zero-maximum windows keep theirs."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 8, 8, 1))
+    k = rng.standard_normal((3, 3, 1, 4))
+    b = rng.standard_normal(4) - 2.0  # many all-negative windows: maxima of exactly 0
+    fast = _conv_relu_pool(x, k, b, "numba", intermediate=True)
+    ref = _conv_relu_pool(x, k, b, "numpy", intermediate=True)
+    for a, r in zip(fast[:3], ref[:3]):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+    relu_output, relu_output_grad = fast[3], fast[0]
+    # the windows whose maximum is 0 route their gradient to the ReLU's output all the same
+    assert np.count_nonzero((relu_output == 0) & (relu_output_grad != 0)) > 10

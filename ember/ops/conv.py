@@ -20,7 +20,7 @@ import numpy as np
 from ember import kernels
 from ember.backend import xp
 from ember.ops._core import as_tensor
-from ember.tensor import Tensor
+from ember.tensor import Tensor, _grad_mode
 
 __all__ = [
     "conv2d",
@@ -220,7 +220,8 @@ def conv2d(
         padding: ``"valid"``, ``"same"`` (TensorFlow's rule) or ``((top, bottom), (left, right))``.
         bias: optional ``(F,)``, added inside the op (no extra graph node or temporary).
         relu: apply ``max(·, 0)`` in place on the result (the fused ``Conv2D(activation="relu")``
-            path: no second output array, and the gradient mask comes from the output).
+            path: no second output array, and the gradient mask comes from the output; a
+            :func:`max_pool2d` that reads the result applies that mask in its own backward).
 
     Returns:
         ``(N, Ho, Wo, F)``.
@@ -252,11 +253,17 @@ def conv2d(
         if relu:
             xp.maximum(out, 0, out=out)
     out = out.reshape(n, out_hw[0], out_hw[1], filters)
+    # A max pool reading this output applies the ReLU's gradient in its own backward pass and
+    # leaves here the array it returned, with its per-filter sums (the bias gradient).
+    fusion: dict | None = {} if relu and fast is not None else None
 
     def backward(g):
         want_bias = bias is not None and bias.requires_grad
         gb = None
-        if relu and fast is not None:
+        routed = fusion.pop("max_pool2d", None) if fusion is not None else None
+        if routed is not None and routed[0] is g:
+            gb = routed[1]  # g is the pool's array: the gradient before the ReLU already
+        elif relu and fast is not None:  # (a sum with other gradients: masking again is exact)
             g, gb = fast.relu_backward_bias(g.reshape(-1, filters), out.reshape(-1, filters),
                                             want_bias)  # fmt: skip
             g = g.reshape(out.shape)
@@ -287,7 +294,10 @@ def conv2d(
         return (gx, gk) if bias is None else (gx, gk, gb)
 
     parents = (x, kernel) if bias is None else (x, kernel, bias)
-    return Tensor._from_op(out, parents, backward, "conv2d")
+    result = Tensor._from_op(out, parents, backward, "conv2d")
+    if fusion is not None:
+        result._producer = ("relu_conv2d", fusion)
+    return result
 
 
 def depthwise_conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tensor:
@@ -449,10 +459,19 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
     plain = strides == pool and pads == ((0, 0), (0, 0))
     fast = kernels.get("pooling") if plain and len(taps) <= 256 else None
     if fast is not None and x.data.dtype.kind == "f":
-        out, argmax = fast.max_pool_forward(x.data, pool, out_hw)
+        producer = x._producer
+        relu = producer is not None and producer[0] == "relu_conv2d" and len(taps) < 128
+        out, argmax = fast.max_pool_forward(x.data, pool, out_hw, relu)
 
         def kernel_backward(g):
-            return (fast.max_pool_backward(g, argmax, pool, x.shape),)
+            # After conv2d's fused ReLU, the gradient returned is the one *before* the ReLU (one
+            # pass instead of two full-size ones); the convolution recognises the array. Not when
+            # the ReLU's output gradient itself is asked for (GradientTape on an intermediate).
+            fused = relu and not _grad_mode.exact_intermediates
+            grad, bias_grad = fast.max_pool_backward(g, argmax, pool, x.shape, fused)
+            if fused:
+                producer[1]["max_pool2d"] = (grad, bias_grad)
+            return (grad,)
 
         return Tensor._from_op(out, (x,), kernel_backward, "max_pool2d")
 

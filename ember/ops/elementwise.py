@@ -139,7 +139,7 @@ def sigmoid(x: Tensor) -> Tensor:
     """The logistic function, computed without overflow at ±1000."""
     out = stable_sigmoid(x.data)
     result = Tensor._from_op(out, (x,), lambda g: (g * out * (1 - out),), "sigmoid")
-    result._logits = ("sigmoid", x, -1)
+    result._producer = ("sigmoid", x, -1)
     return result
 
 

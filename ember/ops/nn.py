@@ -139,7 +139,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
         return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
 
     result = Tensor._from_op(out, (x,), backward, "softmax")
-    result._logits = ("softmax", x, axis)
+    result._producer = ("softmax", x, axis)
     return result
 
 
