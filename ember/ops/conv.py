@@ -110,6 +110,22 @@ def _windows(padded: np.ndarray, kernel_hw, strides, dilation, out_hw) -> np.nda
     )
 
 
+def _patch_matrix(windows: np.ndarray) -> np.ndarray:
+    """The ``(N·Ho·Wo, kh·kw·C)`` patch matrix (im2col) of a ``_windows`` view.
+
+    With many channels, reshape copies the windows row by row (each row gathers ``kh·kw`` runs
+    of ``C`` contiguous values). With one to three channels (a first layer on grey or RGB
+    images) those runs are too short to copy fast, so the matrix is built tap by tap instead —
+    ``kh·kw·C`` long contiguous copies — and returned as the transposed (Fortran-order) view,
+    which BLAS reads without a copy. Keras convnet on 28×28×1 images: 0.17 against 1.3 ms.
+    """
+    n, out_h, out_w, kh, kw, c_in = windows.shape
+    if c_in <= 3:
+        tap_major = xp.ascontiguousarray(windows.transpose(3, 4, 5, 0, 1, 2))
+        return tap_major.reshape(kh * kw * c_in, n * out_h * out_w).T
+    return windows.reshape(n * out_h * out_w, kh * kw * c_in)
+
+
 def _offset_slices(i, j, strides, dilation, out_hw):
     """Where kernel tap ``(i, j)`` reads in the padded input, for every output position."""
     top, left = i * dilation[0], j * dilation[1]
@@ -239,8 +255,7 @@ def conv2d(
     padded = _pad_hw(x.data, pads)
     n = x.shape[0]
     fast = kernels.get("conv")
-    # reshape copies the strided windows into one contiguous (N·Ho·Wo, kh·kw·C) matrix
-    cols = _windows(padded, (kh, kw), strides, dilation, out_hw).reshape(-1, kh * kw * c_in)
+    cols = _patch_matrix(_windows(padded, (kh, kw), strides, dilation, out_hw))
     kernel_2d = kernel.data.reshape(-1, filters)
     out = cols @ kernel_2d
     if bias is not None:
