@@ -71,20 +71,15 @@ def _col2im(cols, strides, dilation, grad):  # pragma: no cover - compiled
     n, out_h, out_w, kh, kw, channels = cols.shape
     zero = grad.dtype.type(0)
     for b in prange(n):
-        # gathered per pixel (each written once, by one thread), its taps added in row-major
-        # order from 0 as the reference adds them: the same sums, bit for bit
-        for r in range(grad.shape[1]):
-            for c in range(grad.shape[2]):
-                for ch in range(channels):
-                    grad[b, r, c, ch] = zero
-                for di in range(kh):
-                    i, rest = divmod(r - di * dilation[0], strides[0])
-                    if rest != 0 or i < 0 or i >= out_h:
-                        continue
-                    for dj in range(kw):
-                        j, rest = divmod(c - dj * dilation[1], strides[1])
-                        if rest != 0 or j < 0 or j >= out_w:
-                            continue
+        # tap by tap as the reference adds them (the same sums, bit for bit); one image's
+        # patches stay in cache across its taps, and its gradient in L1
+        grad[b] = zero
+        for di in range(kh):
+            for dj in range(kw):
+                for i in range(out_h):
+                    r = i * strides[0] + di * dilation[0]
+                    for j in range(out_w):
+                        c = j * strides[1] + dj * dilation[1]
                         for ch in range(channels):
                             grad[b, r, c, ch] += cols[b, i, j, di, dj, ch]
 
