@@ -32,7 +32,7 @@ test: $(VENV)/.installed-dev
 parity: $(VENV)/.installed-dev
 	EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m parity
 	EMBER_KERNELS=numpy EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m "parity or not slow" \
-		tests/test_ops.py tests/test_conv_ops.py tests/test_conv_layers.py
+		tests/test_ops.py tests/test_conv_ops.py tests/test_conv_layers.py tests/test_optimizers.py
 
 ## bench: the benchmarks against PyTorch (MLP and convnet need Fashion-MNIST; not part of CI)
 bench: $(VENV)/.installed-dev

@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ember import _registry
+from ember import _registry, kernels
 from ember import schedules as schedules
 from ember._registry import lookup
 from ember.backend import xp
@@ -542,16 +542,23 @@ class Optimizer:
         dtype) for these keys and for ``extra`` (buffers the caller updates itself). ``scratch``
         is a work array from :meth:`_buffers`. Returns the step count ``t`` (1 at the first step).
         """
-        if not state:
-            state["step"] = 0
-            keys = [spec[0] for spec in (first, second) if spec is not None]
-            for key in (*keys, *extra):
-                state[key] = xp.zeros_like(param.data)
-        state["step"] += 1
+        keys = [spec[0] for spec in (first, second) if spec is not None]
+        self._count_step(param, state, (*keys, *extra))
         if first is not None:
             _first_moment_(state[first[0]], grad, first[1], scratch)
         if second is not None:
             _second_moment_(state[second[0]], grad, second[1], scratch)
+        return state["step"]
+
+    @staticmethod
+    def _count_step(param: Tensor, state: dict, keys: tuple[str, ...]) -> int:
+        """Count the step in ``state`` (``"step"``, 1 after the first) and, at the first, give it
+        zero buffers shaped like ``param`` for ``keys``. Returns the step count."""
+        if not state:
+            state["step"] = 0
+            for key in keys:
+                state[key] = xp.zeros_like(param.data)
+        state["step"] += 1
         return state["step"]
 
     def _update(self, param: Tensor, grad: np.ndarray, state: dict, lr: float) -> None:
@@ -939,6 +946,13 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
 
     def _update(self, param, grad, state, lr):
+        fast = None if self.amsgrad else kernels.get("optimizers")
+        if fast is not None and fast.fits(param.data, *(state.get(k, param.data) for k in "mv")):
+            # one fused pass, bit-identical to the NumPy update below
+            t = self._count_step(param, state, ("m", "v"))
+            fast.adam(param.data, grad, state["m"], state["v"], self.beta_1, self.beta_2,
+                      self.epsilon, lr, t)  # fmt: skip
+            return
         (scratch,) = self._buffers(param, 1)
         t = self._advance_moments(
             param,

@@ -261,3 +261,48 @@ def test_the_relu_outputs_own_gradient_is_exact_when_asked_for():
     relu_output, relu_output_grad = fast[3], fast[0]
     # the windows whose maximum is 0 route their gradient to the ReLU's output all the same
     assert np.count_nonzero((relu_output == 0) & (relu_output_grad != 0)) > 10
+
+
+def _adam_run(choice, dtype, amsgrad=False, weight_decay=None, transposed_grad=False):
+    """Five Adam(W) steps on two weights under one kernel selection: the weights and moments."""
+    rng = np.random.default_rng(12)
+    with kernels.use(choice):
+        w = ember.Tensor(rng.standard_normal((7, 5)).astype(dtype), requires_grad=True)
+        b = ember.Tensor(rng.standard_normal(5).astype(dtype), requires_grad=True)
+        options = {"amsgrad": amsgrad}
+        if weight_decay is not None:
+            options["weight_decay"] = weight_decay
+        opt = ember.optimizers.Adam([w, b], learning_rate=0.05, epsilon=1e-8, **options)
+        for _ in range(5):
+            g_w = rng.standard_normal((5, 7)).astype(dtype)
+            g_w = g_w.T if transposed_grad else np.ascontiguousarray(g_w.T)  # a strided view
+            opt.apply([g_w, rng.standard_normal(5).astype(dtype)], [w, b])
+        return [w.numpy(), b.numpy(), *(s[k] for s in opt.state for k in ("m", "v"))]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"weight_decay": 0.1}, {"transposed_grad": True}, {"amsgrad": True}],
+    ids=["adam", "adamw", "strided-grad", "amsgrad-numpy-path"],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adam_is_bit_identical_to_the_numpy_update(options, dtype):
+    fast = _adam_run("numba", dtype, **options)
+    ref = _adam_run("numpy", dtype, **options)
+    for a, r in zip(fast, ref):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, r)
+
+
+def test_fused_adam_runs_only_where_it_applies(monkeypatch):
+    """The kernel takes plain Adam on contiguous weights; amsgrad keeps the NumPy update."""
+    from ember.kernels import optimizers as fused
+
+    calls = []
+    original = fused.adam
+    monkeypatch.setattr(fused, "adam", lambda *a: calls.append(1) or original(*a))
+    _adam_run("numba", np.float32)
+    assert len(calls) == 10  # 2 weights × 5 steps
+    calls.clear()
+    _adam_run("numba", np.float32, amsgrad=True)
+    assert calls == []

@@ -1,0 +1,57 @@
+"""Optimizer updates fused into one pass per parameter.
+
+NumPy's Adam makes ten passes over each parameter's arrays (each a separate ufunc call with
+its own temporary or in-place result); :func:`adam` reads the gradient and the two moments
+once and writes the moments and the parameter once, with the same float operations in the
+same order — the result is bit-identical to ``ember.optimizers.Adam``'s NumPy update (the
+kernel is compiled with ``error_model="numpy"``: Python's zero-division check would keep LLVM
+from vectorizing it). Measured on a 784 × 256 float32 weight: 111 against 374 µs; on the
+Fashion-MNIST MLP (6 weights) it is a quarter of the training step. One thread: a parallel
+loop's start (tens of µs) costs more than it saves at these sizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ember.kernels._numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def _adam(param, grad, m, v, keep_1, keep_2, beta_2, bias_2_sqrt, epsilon, step_size):
+    # pragma: no cover - compiled
+    for i in range(param.size):
+        g = grad[i]
+        m_i = m[i] + (g - m[i]) * keep_1  # m ← m + (1−β₁)(g − m)
+        v_i = v[i] * beta_2 + (g * g) * keep_2  # v ← β₂v + (1−β₂)g²
+        m[i] = m_i
+        v[i] = v_i
+        param[i] -= (m_i / (math.sqrt(v_i) / bias_2_sqrt + epsilon)) * step_size
+
+
+def fits(param: np.ndarray, *buffers: np.ndarray) -> bool:
+    """Whether the kernels take these arrays: one float dtype, contiguous (the gradient may be
+    any layout: :func:`adam` copies it)."""
+    return param.dtype.kind == "f" and all(
+        b.dtype == param.dtype and b.flags.c_contiguous for b in (param, *buffers)
+    )
+
+
+def adam(param, grad, m, v, beta_1: float, beta_2: float, epsilon: float, lr: float, t: int):
+    """One Adam step (PyTorch's formula, ε after the square root) in place on ``param``, ``m``
+    and ``v``; ``t`` is the step count after this step (1 at the first)."""
+    scalar = param.dtype.type  # the constants in the parameter's precision, as NumPy casts them
+    _adam(
+        param.reshape(-1),
+        np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1),
+        m.reshape(-1),
+        v.reshape(-1),
+        scalar(1 - beta_1),
+        scalar(1 - beta_2),
+        scalar(beta_2),
+        scalar(math.sqrt(1 - beta_2**t)),
+        scalar(epsilon),
+        scalar(lr / (1 - beta_1**t)),
+    )
