@@ -11,12 +11,18 @@ kernels made of many small launches (a per-parameter optimizer update) do not pa
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numba
-from numba import njit, prange
+from numba import prange
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
+
+# NumPy's float semantics (x / 0 gives inf or NaN), as the NumPy references have them. numba's
+# default ("python") checks every division for zero to raise ZeroDivisionError, and that branch
+# keeps LLVM from vectorizing the loop: the fused Adam update ran 4.5x slower with it.
+njit = functools.partial(numba.njit, error_model="numpy")
 
 __all__ = ["njit", "prange"]
