@@ -370,7 +370,7 @@ class Orthogonal(Initializer):
         q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
         if rows < cols:
             q = q.T
-        return (self.gain * q).reshape(shape).astype(float_dtype(dtype))
+        return np.ascontiguousarray((self.gain * q).reshape(shape), dtype=float_dtype(dtype))
 
     def get_config(self):
         return {"gain": self.gain}

@@ -37,6 +37,8 @@ class Parameter(Tensor):
 
     def __init__(self, data, name: str | None = None, trainable: bool = True):
         super().__init__(data, requires_grad=True, name=name)
+        if not self._data.flags.c_contiguous:  # row-major storage: the fused optimizer kernels
+            self._data = np.ascontiguousarray(self._data)  # update it in one flat pass
         self.trainable = trainable
 
     def __repr__(self) -> str:

@@ -306,3 +306,42 @@ def test_fused_adam_runs_only_where_it_applies(monkeypatch):
     calls.clear()
     _adam_run("numba", np.float32, amsgrad=True)
     assert calls == []
+
+
+def _lstm_run(choice, dtype, masked=False):
+    """Outputs and every gradient of ember.ops.lstm under one kernel selection."""
+    rng = np.random.default_rng(13)
+    with kernels.use(choice):
+        arrays = [rng.standard_normal(shape).astype(dtype) for shape in
+                  [(3, 7, 5), (3, 4), (3, 4), (5, 16), (4, 16), (16,)]]  # fmt: skip
+        x, h0, c0, k, u, b = (ember.Tensor(a, requires_grad=True) for a in arrays)
+        mask = None
+        if masked:
+            mask = np.ones((3, 7), bool)
+            mask[0, 4:] = False  # padded steps carry the state
+        outputs = ops.lstm(x, h0, c0, k, u, b, mask=mask)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        sum((y * y).sum() for y in outputs).backward()
+        return [y.numpy() for y in outputs] + [t.grad for t in (x, h0, c0, k, u, b)]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_step_kernels_are_bit_identical_to_the_numpy_steps(masked, dtype):
+    """The fused cell update (forward) and step back (backward through time) do the reference's
+    float operations in its order: outputs and gradients are identical, not merely close."""
+    fast, ref = _lstm_run("numba", dtype, masked), _lstm_run("numpy", dtype, masked)
+    assert len(fast) == len(ref)
+    for a, r in zip(fast, ref):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, r)
+
+
+def test_parameters_are_stored_row_major():
+    """A column-major initial value (e.g. Orthogonal's transposed QR factor) is stored C-order,
+    so that the fused optimizer update takes every weight."""
+    w = ember.Parameter(np.asfortranarray(np.ones((4, 3), np.float32)))
+    assert w.data.flags.c_contiguous
+    layer = ember.layers.LSTM(8)
+    layer.build((None, 5, 3))
+    assert all(p.data.flags.c_contiguous for p in layer.weights)

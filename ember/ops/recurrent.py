@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ember import kernels
 from ember.backend import xp
 from ember.ops._core import as_tensor
 from ember.tensor import Tensor
@@ -292,17 +293,20 @@ def _lstm_forward(x_tm, h0, c0, kernel, recurrent, bias, mask, rmask):
     rec_by_gate = rec.reshape(batch, 4, units).transpose(1, 0, 2)
     tmp = xp.empty_like(h0)
     h_in = None if rmask is None else xp.empty_like(h0)
+    fast = kernels.get("recurrent")
     for t in range(steps):
         _recurrent_product(h_all[t], u, rmask, h_in, rec)
         g = gates[:, t]
         g += rec_by_gate
         np.tanh(g, out=g)
-        _sigmoid_from_tanh(g[:3])
-        i, f, o, cand = g
         c = c_all[t + 1]
-        np.multiply(f, c_all[t], out=c)
-        c += np.multiply(i, cand, out=tmp)
-        np.multiply(o, np.tanh(c, out=tanh_c[t]), out=h_all[t + 1])
+        if fast is not None:  # the same operations in one pass
+            fast.lstm_cell(g, c_all[t], c)
+        else:
+            _sigmoid_from_tanh(g[:3])
+            np.multiply(g[1], c_all[t], out=c)
+            c += np.multiply(g[0], g[3], out=tmp)
+        np.multiply(g[2], np.tanh(c, out=tanh_c[t]), out=h_all[t + 1])
         _carry(c, c_all[t], mask, t)
         _carry(h_all[t + 1], h_all[t], mask, t)
     return gates, h_all, c_all, tanh_c
@@ -349,10 +353,14 @@ def _lstm_backward_through_time(g, saved, recurrent, mask, rmask, zero_output):
     # contiguous: measured ~25 % faster per-step products than the transposed view
     u_t = np.ascontiguousarray(_lstm_order(recurrent, units).T)
     tmp, tmp2 = xp.empty_like(dh), xp.empty_like(dh)
+    fast = kernels.get("recurrent")
     for t in range(steps - 1, -1, -1):
         _output_grad(dh, g, t, mask, zero_output)
         kept = _split_masked(dh, dc, mask, t)
-        _lstm_step_back(dh, dc, dg[t], gates[:, t], c_all[t], tanh_c[t], tmp, tmp2)
+        if fast is not None:  # the same operations in one pass
+            fast.lstm_step_back(dh, dc, dg[t], gates[:, t], c_all[t], tanh_c[t])
+        else:
+            _lstm_step_back(dh, dc, dg[t], gates[:, t], c_all[t], tanh_c[t], tmp, tmp2)
         np.matmul(dg[t], u_t, out=dh)
         if rmask is not None:
             dh *= rmask
