@@ -27,11 +27,13 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-## parity: only the PyTorch parity tests, failing (not skipping) if torch is missing; then the
-## op table and the parity tests again on the NumPy reference path (EMBER_KERNELS=numpy)
+## parity: only the PyTorch parity tests, failing (not skipping) if torch is missing; then every
+## parity test again, and the op table (gradcheck included), on the NumPy reference path
+## (EMBER_KERNELS=numpy): both kernel selections must pass
 parity: $(VENV)/.installed-dev
 	EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m parity
-	EMBER_KERNELS=numpy EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m "parity or not slow" \
+	EMBER_KERNELS=numpy EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q -m parity
+	EMBER_KERNELS=numpy EMBER_REQUIRE_TORCH=1 $(BIN)/python -m pytest -q \
 		tests/test_ops.py tests/test_conv_ops.py tests/test_conv_layers.py tests/test_optimizers.py
 
 ## bench: the benchmarks against PyTorch (MLP and convnet need Fashion-MNIST; not part of CI)
