@@ -149,6 +149,7 @@ __all__ = [
     "graph",
     "tree",
     "utils",
+    "diagnostics",
     *_creation.__all__,
 ]
 
@@ -157,6 +158,7 @@ from ember import (  # noqa: E402
     callbacks,
     data,
     datasets,
+    diagnostics,
     ensemble,
     generation,
     graph,

@@ -2,7 +2,9 @@
 
 Built in: :class:`History`, :class:`LambdaCallback`, :class:`EarlyStopping`,
 :class:`ModelCheckpoint`, :class:`LearningRateScheduler`, :class:`ReduceLROnPlateau`,
-:class:`CSVLogger` and :class:`TerminateOnNaN`, with Keras 3 names, defaults and semantics.
+:class:`CSVLogger` and :class:`TerminateOnNaN`, with Keras 3 names, defaults and semantics;
+:class:`TensorBoard` (event files, ``ember.tensorboard``) and :class:`GradientHealth` (per-layer
+gradient health, ``ember.diagnostics``) load from their modules on first use.
 
 Monitored quantities (``monitor="val_loss"``) are keys of the epoch logs. A key that is not in
 the logs raises ``ValueError`` listing the keys that are (Keras only warns, which lets a typo such
@@ -789,3 +791,15 @@ class TerminateOnNaN(Callback):
             print(f"Batch {batch}: invalid loss {loss}, terminating training", flush=True)
             self.stopped_batch = batch
             self.model.stop_training = True
+
+
+# Callbacks that live in their own modules (which import this one), loaded on first use.
+_ELSEWHERE = {"GradientHealth": "ember.diagnostics", "TensorBoard": "ember.tensorboard"}
+
+
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
+    raise AttributeError(f"module 'ember.callbacks' has no attribute {name!r}")
