@@ -150,6 +150,7 @@ __all__ = [
     "tree",
     "utils",
     "diagnostics",
+    "report",
     *_creation.__all__,
 ]
 
@@ -170,6 +171,7 @@ from ember import (  # noqa: E402
     optimizers,
     random,
     regularizers,
+    report,
     schedules,
     text,
     tree,

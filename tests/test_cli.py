@@ -31,6 +31,7 @@ TRAIN_FLAGS = (
     "--output",
     "--data-dir",
     "--verbose",
+    "--report",
 )
 
 
@@ -196,3 +197,14 @@ def test_train_digits_convnet_with_a_schedule_and_reload(tmp_path):
     code, out, err = _run_main(["evaluate", str(output), "--dataset", "digits"])
     assert code == 0, err
     assert float(ACCURACY_LINE.match(_last_line(out)).group(1)) == accuracy
+
+
+def test_playground_command_forwards_its_options(monkeypatch):
+    """`ember playground --port N --no-browser` hands exactly those options to the playground."""
+    from ember import cli, playground
+
+    seen = []
+    monkeypatch.setattr(playground, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["playground", "--port", "8123", "--no-browser"]) == 0
+    assert cli.main(["playground"]) == 0
+    assert seen == [["--port", "8123", "--no-browser"], ["--port", "0"]]
