@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from _helpers import ROOT, child_env
 import ember
 from ember.playground import PlaygroundConfig, TrainingSession, serve
 from ember.playground import server as playground_server
+from ember.playground import session as playground_session
 from ember.playground.config import MAX_HIDDEN_LAYERS, MAX_NEURONS
 from ember.playground.recipe import (
     EXTENT,
@@ -527,3 +530,178 @@ def test_ember_playground_command_prints_its_url_and_stops_on_ctrl_c():
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+# ---------------------------------------------------------------------- backprop step by step
+# A net small enough to read: x (4, 2), two Dense layers, the sigmoid output and its loss.
+SMALL = {"dataset": "xor", "samples": 100, "seed": 3, "features": ["x1", "x2"],
+         "hidden_layers": [3], "batch_size": 10}
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def graph_nodes(tensor) -> int:
+    """The number of nodes of the graph behind ``tensor``, counted independently."""
+    seen, stack = {id(tensor)}, [tensor]
+    while stack:
+        for parent in stack.pop()._parents:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append(parent)
+    return len(seen)
+
+
+def loss_of_first_samples(model, config: PlaygroundConfig, n: int):
+    """The training loss of ``model`` on the first ``n`` training samples, as the session
+    computes it (a new tensor graph; nothing is trained)."""
+    data = make_data(config)
+    x, y = data.x_train[:n], data.y_train[:n]
+    return model.compute_loss(x, y, model(x, training=True), training=True)
+
+
+def test_backprop_draws_one_frame_per_node_for_the_current_weights(
+    server, tmp_path, monkeypatch
+):
+    # Two requests in one test: the one-a-second limit is lifted here (tested below).
+    monkeypatch.setattr(playground_session, "MIN_BACKPROP_INTERVAL", 0.0)
+    config = PlaygroundConfig.from_dict(SMALL)
+
+    async def scenario(http, server):
+        tab = await Tab.open(http, server)
+        await tab.configure(SMALL)
+        await tab.send({"type": "backprop"})
+        first = await tab.wait("backprop")
+        await step_to(tab, "batch", 5, target=5)
+        await tab.send({"type": "backprop", "samples": 2})
+        later = await tab.wait("backprop")
+        return first, later, download(server, tab.session), tab.errors
+
+    first, later, trained, errors = run(scenario, server)
+    assert errors == []
+    data = make_data(config)
+    model = build_model(config, data.x_train.shape[1], data.n_classes)
+    expected = graph_nodes(loss_of_first_samples(model, config, 4))
+    # x; kernel, bias, linear per layer and the hidden tanh; the output sigmoid fused into the
+    # cross-entropy; the mean over the output and over the batch
+    assert expected == 11
+    assert first["nodes"] == len(first["frames"]) == expected
+    assert first["samples"] == 4 and first["step"] == 0
+    assert first["labels"] == data.y_train[:4].tolist()
+    # Each frame is a well-formed SVG of the whole graph with one node highlighted, and
+    # the frames visit every node once, starting from the loss (the last node).
+    current = []
+    for k, frame in enumerate(first["frames"]):
+        root = ET.fromstring(frame)
+        assert root.tag == SVG_NS + "svg" and root.get("data-step") == str(k)
+        boxes = root.findall(f".//{SVG_NS}g[@data-node]")
+        assert len(boxes) == expected
+        highlighted = [b.get("data-node") for b in boxes if "current" in b.get("class").split()]
+        assert len(highlighted) == 1
+        current.append(highlighted[0])
+        caption = [t.text for t in root.iter(SVG_NS + "text") if t.get("class") == "eg-caption"]
+        assert caption[0].startswith(f"Step {k + 1} of {expected}: {highlighted[0]} ")
+    assert current[0] == f"n{expected - 1}"
+    assert sorted(current) == sorted(f"n{i}" for i in range(expected))
+    # The loss drawn is the model's at the weights of that moment: at the start ...
+    start_loss = float(loss_of_first_samples(model, config, 4).data)
+    assert first["loss"] == pytest.approx(start_loss, rel=1e-6)
+    assert f"= {start_loss:.4g}" in first["frames"][0]
+    # ... and after five steps (the downloaded model holds the weights after step 5).
+    now = load(trained, tmp_path)
+    assert later["step"] == 5 and later["samples"] == 2 and later["nodes"] == expected
+    later_loss = float(loss_of_first_samples(now, config, 2).data)
+    assert later["loss"] == pytest.approx(later_loss, rel=1e-6)
+    assert abs(later_loss - start_loss) > 1e-3
+
+
+def test_backprop_leaves_the_training_as_it_was(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(playground_session, "MIN_BACKPROP_INTERVAL", 0.0)
+
+    # With an L2 penalty: its terms are part of the graph drawn, and of the loss trained.
+    config = {**SMALL, "regularization": "l2", "regularization_rate": 0.01}
+
+    async def train(http, server, with_backprop: bool):
+        tab = await Tab.open(http, server)
+        await tab.configure(config)
+        losses = []
+        for step in range(1, 9):
+            if with_backprop and step in (3, 6):
+                await tab.send({"type": "backprop"})
+                await tab.wait("backprop")
+            losses.append((await step_to(tab, "batch", 1, target=step))["train_loss"])
+        return losses, download(server, tab.session), tab.errors
+
+    async def scenario(http, server):
+        return await train(http, server, False), await train(http, server, True)
+
+    (plain, plain_model, e1), (looked, looked_model, e2) = run(scenario, server)
+    assert e1 == [] and e2 == []
+    assert looked == plain  # the same numbers, to the last bit
+    a = load(plain_model, tmp_path, "a.ember")
+    b = load(looked_model, tmp_path, "b.ember")
+    assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
+    assert a.optimizer.iterations == b.optimizer.iterations == 8
+    # Ember's generator is left alone, and so are the model's .grad.
+    session = TrainingSession(PlaygroundConfig.from_dict(SMALL))
+    try:
+        session.state()
+        ember.manual_seed(11)
+        expected = ember.random.normal((3,)).numpy()
+        ember.manual_seed(11)
+        assert session.backprop()["nodes"] == 11
+        assert np.array_equal(ember.random.normal((3,)).numpy(), expected)
+        assert all(v.grad is None for v in session._run_state.variables)
+    finally:
+        session.close()
+
+
+def test_backprop_refusals_are_clear_and_do_not_stop_the_training(server, monkeypatch):
+    async def scenario(http, server):
+        tab = await Tab.open(http, server)
+        monkeypatch.setattr(playground_session, "MIN_BACKPROP_INTERVAL", 0.0)
+        answers = {"before config": await tab.error({"type": "backprop"})}
+        await tab.configure(SMALL)
+        answers["samples"] = await tab.error({"type": "backprop", "samples": 1000})
+        answers["not a number"] = await tab.error({"type": "backprop", "samples": "four"})
+        # One request at a time, and a pause between two (a new tab: none asked before): the
+        # second of two at once is refused (as still being drawn, or as too soon), and so is
+        # one within the pause.
+        monkeypatch.setattr(playground_session, "MIN_BACKPROP_INTERVAL", 60.0)
+        other = await Tab.open(http, server)
+        await other.configure(SMALL)
+        await other.send({"type": "backprop"})
+        answers["at once"] = await other.error({"type": "backprop"})
+        await other.wait("backprop")
+        answers["too soon"] = await other.error({"type": "backprop"})
+        monkeypatch.setattr(playground_session, "MIN_BACKPROP_INTERVAL", 0.0)
+        # Too large, while playing: refused, and the training plays on.
+        await tab.send({"type": "play"})
+        await tab.wait("state", lambda s: s["playing"] and s["step"] > 0)
+        monkeypatch.setattr(playground_session, "MAX_BACKPROP_NODES", 10)
+        answers["nodes"] = await tab.error({"type": "backprop"})
+        monkeypatch.setattr(playground_session, "MAX_BACKPROP_NODES", 300)
+        monkeypatch.setattr(playground_session, "MAX_BACKPROP_BYTES", 10_000)
+        answers["bytes"] = await tab.error({"type": "backprop"})
+        reached = (await tab.wait("state", lambda s: s["playing"]))["step"]
+        playing = await tab.wait("state", lambda s: s["playing"] and s["step"] > reached + 5)
+        await tab.send({"type": "pause"})
+        await tab.wait("state", lambda s: not s["playing"])
+        return answers, playing, tab
+
+    answers, playing, tab = run(scenario, server)
+    assert answers["before config"] == "cannot backprop before a configuration is chosen"
+    assert answers["samples"] == ("TrainingSession.request_backprop: samples must be an integer "
+                                  "from 1 to 16 (MAX_BACKPROP_SAMPLES), got 1000")
+    assert answers["not a number"].endswith("got 'four'")
+    too_soon = ("TrainingSession.request_backprop: at most one step-through per 60 s "
+                "(MIN_BACKPROP_INTERVAL); try again in a moment")
+    assert answers["at once"] in (too_soon, "TrainingSession.request_backprop: the previous "
+                                  "step-through is still being drawn; wait for it")
+    assert answers["too soon"] == too_soon
+    assert answers["nodes"].startswith("backprop: this model's loss has a graph of more than "
+                                       "10 nodes (MAX_BACKPROP_NODES)")
+    assert re.fullmatch(r"backprop: the 11 frames of this model would be \d+\.\d MB of SVG, "
+                        r"more than MAX_BACKPROP_BYTES \(0\.01 MB\); use fewer hidden layers",
+                        answers["bytes"])
+    assert playing["playing"]
+    assert all(m.startswith(("cannot backprop", "TrainingSession.request_backprop", "backprop:"))
+               for m in tab.errors)

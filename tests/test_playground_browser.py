@@ -241,3 +241,56 @@ def test_bad_input_shows_an_error_and_the_page_keeps_working(open_page):
     broken.wait_for_selector("#error:visible")
     assert "unknown activation 'rleu'. Did you mean 'relu'?" in broken.text_content("#error")
     assert page.problems == [] and broken.problems == []
+
+
+def current_node(page) -> str:
+    return page.get_attribute("#bp-frame .eg-node.current", "data-node")
+
+
+def test_backprop_step_through_panel(open_page, capsys):
+    page = open_page(query(hidden_layers=[3], features=["x1", "x2"]))
+    wait_for_steps(page, "step === 0")
+    assert page.is_hidden("#bp-frame")
+    page.click("#backprop summary")  # opening the panel asks for the frames
+    page.wait_for_function("document.getElementById('bp-counter').textContent"
+                           ".startsWith('node 1 of ')")
+    nodes = int(page.get_attribute("#backprop", "data-nodes"))
+    assert nodes == 11  # see tests/test_playground.py: x; two Dense layers; the loss's 3 ops
+    assert page.text_content("#bp-counter") == f"node 1 of {nodes}"
+    assert current_node(page) == f"n{nodes - 1}"  # the loss first
+    assert page.text_content("#bp-caption div").startswith(f"Step 1 of {nodes}: n{nodes - 1} ")
+    assert "with the weights after step 0." in page.text_content("#bp-status")
+    page.click("#bp-next")
+    assert page.text_content("#bp-counter") == f"node 2 of {nodes}"
+    second = current_node(page)
+    assert second != f"n{nodes - 1}"
+    assert page.text_content("#bp-caption div").startswith(f"Step 2 of {nodes}: {second} ")
+    page.keyboard.press("ArrowRight")  # the focus is on Next, in the panel
+    assert page.text_content("#bp-counter") == f"node 3 of {nodes}"
+    assert current_node(page) not in (second, f"n{nodes - 1}")
+    page.keyboard.press("ArrowLeft")
+    assert current_node(page) == second
+    page.click("#bp-last")
+    assert page.text_content("#bp-counter") == f"node {nodes} of {nodes}"
+    page.keyboard.press("Home")
+    assert page.text_content("#bp-counter") == f"node 1 of {nodes}"
+    page.click("#bp-next")
+    default = Path(tempfile.gettempdir()) / "ember-test-artifacts"
+    artifacts = Path(os.environ.get("EMBER_TEST_ARTIFACTS", default)) / "playground"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shot = artifacts / "playground_backprop.png"
+    page.locator("section.backprop").screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000
+    with capsys.disabled():
+        print(f"\nbackprop step-through screenshot: {shot}")
+    # Training moves the weights on: the panel says so, and draws them again on request
+    # (the button waits for the server's one-request-a-second turn).
+    page.click("#step-batch")
+    wait_for_steps(page, "step === 1")
+    page.wait_for_selector("#bp-status.stale")
+    page.click("#bp-refresh")
+    page.wait_for_function("document.getElementById('bp-status').textContent"
+                           ".includes('with the weights after step 1.')")
+    assert page.text_content("#bp-counter") == f"node 1 of {nodes}"
+    assert page.get_attribute("#bp-status", "class") == "bp-status"
+    assert page.problems == []

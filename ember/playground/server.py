@@ -8,15 +8,20 @@ reach it through a DNS name pointing here, nor open a WebSocket to it).
 Routes:
 
 * ``GET /`` -- the page; ``GET /static/...`` -- its script and style, shipped in the package.
-* ``GET /api/options`` -- dataset, feature, activation and optimizer names, limits, defaults.
+* ``GET /api/options`` -- dataset, feature, activation and optimizer names, limits, defaults,
+  and the backprop step-through's sample count and limits.
 * ``GET /api/config?<query>`` -- the config a URL query describes, normalized, with its Python
   code, or ``400`` with ``{"error": ...}``.
 * ``GET /ws`` -- the WebSocket of one tab, which owns one :class:`TrainingSession`. The page sends
   JSON messages ``{"type": "config", "config": {...}}``, ``{"type": "play"}``, ``"pause"``,
-  ``{"type": "step", "unit": "batch" | "epoch"}``, ``"reset"``; the server answers
-  ``{"type": "hello", "session": id}`` once, then ``"ready"``, ``"state"`` and ``"error"``
-  messages. States are coalesced: a slow page gets the latest, never a backlog. Closing the tab
-  closes the socket, which stops the session's thread.
+  ``{"type": "step", "unit": "batch" | "epoch"}``, ``"reset"``, and
+  ``{"type": "backprop", "samples": 4}`` (the backprop step-through of the current weights:
+  one ``"backprop"`` message with an SVG frame per graph node, see
+  :meth:`TrainingSession.backprop`; one request at a time, at most one a second, and refused
+  with an ``"error"`` whose ``"about"`` is ``"backprop"`` when the graph is too large); the
+  server answers ``{"type": "hello", "session": id}`` once, then ``"ready"``, ``"state"``,
+  ``"backprop"`` and ``"error"`` messages. States are coalesced: a slow page gets the latest,
+  never a backlog. Closing the tab closes the socket, which stops the session's thread.
 * ``GET /api/sessions/<id>/model`` -- the session's model as an Ember file (``model.save``).
 """
 
@@ -35,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from . import session as _session
 from .config import (
     DATASETS,
     FEATURES,
@@ -125,6 +131,12 @@ class _Playground:
             "regularizations": list(REGULARIZATIONS),
             "limits": limits(),
             "defaults": PlaygroundConfig().to_dict(),
+            "backprop": {  # the step-through's limits (read now: tests may lower them)
+                "samples": _session.BACKPROP_SAMPLES,
+                "max_samples": _session.MAX_BACKPROP_SAMPLES,
+                "max_nodes": _session.MAX_BACKPROP_NODES,
+                "min_interval": _session.MIN_BACKPROP_INTERVAL,
+            },
         })
 
     async def config(self, request):
@@ -224,10 +236,15 @@ class _Playground:
                 outbox.error(f'step: unit must be "batch" or "epoch", got {unit!r}')
                 return
             session.step(unit)
+        elif kind == "backprop":
+            try:
+                session.request_backprop(message.get("samples", _session.BACKPROP_SAMPLES))
+            except (ValueError, RuntimeError) as exc:  # bad samples, too soon, or closed
+                outbox.error(str(exc), "backprop")
         else:
             outbox.error(
                 'each message must be a JSON object whose "type" is one of config, play, '
-                f"pause, step, reset; got {text[:80]!r}"
+                f"pause, step, reset, backprop; got {text[:80]!r}"
             )
 
     async def on_shutdown(self, app) -> None:
@@ -263,8 +280,13 @@ class _Outbox:
             self.queue.append((text, kind))
         self.wake.set()
 
-    def error(self, message: str) -> None:
-        self.put(_dumps({"type": "error", "message": message}), "error")
+    def error(self, message: str, about: str | None = None) -> None:
+        """An error for the page; ``about`` names the request it answers (the page's
+        step-through panel shows its own errors)."""
+        error = {"type": "error", "message": message}
+        if about is not None:
+            error["about"] = about
+        self.put(_dumps(error), "error")
 
     async def pump(self, ws) -> None:
         try:

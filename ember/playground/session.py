@@ -6,6 +6,11 @@ a queue, and it reports back through a ``publish`` callback with plain dicts (``
 new configuration, ``"state"`` snapshots, ``"error"`` messages). While playing, snapshots are
 published at most every :data:`MIN_PUBLISH_INTERVAL` seconds however fast the batches go, so a
 fast model never floods the page; a step or pause publishes at once.
+
+The session also draws backpropagation for its model, one node at a time
+(:meth:`TrainingSession.request_backprop`, :meth:`TrainingSession.backprop`): on the first few
+training samples, with the current weights, on the training thread between two batches and
+without side effects, so the training goes on exactly as it would have.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 import ember
 from ember.diagnostics import diagnose
+from ember.graph_drawing import backprop_steps
 from ember.tensor import no_grad
 
 from .config import PlaygroundConfig
@@ -41,6 +47,11 @@ __all__ = [
     "MAX_PENDING_COMMANDS",
     "HEALTH_SAMPLES",
     "MAX_UPDATE_RATIO",
+    "BACKPROP_SAMPLES",
+    "MAX_BACKPROP_SAMPLES",
+    "MAX_BACKPROP_NODES",
+    "MAX_BACKPROP_BYTES",
+    "MIN_BACKPROP_INTERVAL",
 ]
 
 MIN_PUBLISH_INTERVAL = 0.1
@@ -65,6 +76,20 @@ MAX_PENDING_COMMANDS = 100
 """Commands waiting for the training thread; more are refused (a page sending step after step
 faster than they train cannot queue up minutes of work that pause would have to wait for)."""
 
+BACKPROP_SAMPLES = 4
+"""Training samples (the first ones) the backprop step-through runs on, unless asked otherwise."""
+MAX_BACKPROP_SAMPLES = 16
+"""Most samples a step-through may ask for (the graph is the same; tiny tensors show values)."""
+MAX_BACKPROP_NODES = 300
+"""Largest graph (nodes, weights and inputs included) drawn step by step; one frame per node,
+each drawing the whole graph, so the pictures grow with the square of this. The playground's
+largest nets (6 hidden layers with a penalty) have about 70."""
+MAX_BACKPROP_BYTES = 12_000_000
+"""Most characters of SVG (all frames together) one step-through may send to a page."""
+MIN_BACKPROP_INTERVAL = 1.0
+"""Seconds between two step-through requests of one page (each costs up to a fraction of a
+second of the training thread, and megabytes on the socket)."""
+
 # Ember's weight initializers draw from one process-wide generator, which build_model seeds and
 # diagnose saves and restores: one session at a time, or one session's build would draw from
 # another's state.
@@ -83,6 +108,11 @@ class _TrainingError(RuntimeError):
     """Training cannot go on (the loss or a gradient stopped being finite)."""
 
 
+class _Refused(ValueError):
+    """A request refused on the training thread that leaves the training as it was (playing
+    goes on): the page gets an error message naming the command in ``"about"``."""
+
+
 def _b64(values: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(values, dtype=np.uint8).tobytes()).decode()
 
@@ -98,9 +128,9 @@ def _signed_bytes(values: np.ndarray) -> tuple[str, float]:
 class TrainingSession:
     """The model, data and training thread of one playground tab.
 
-    Every method returns at once except :meth:`state`, :meth:`save_model` and :meth:`close`,
-    which wait for the thread (with a timeout). ``publish`` is called from the training thread
-    with each message (a dict with a ``"type"``); it must not block.
+    Every method returns at once except :meth:`state`, :meth:`save_model`, :meth:`backprop`
+    and :meth:`close`, which wait for the thread (with a timeout). ``publish`` is called from
+    the training thread with each message (a dict with a ``"type"``); it must not block.
 
     Example:
         >>> from ember.playground import PlaygroundConfig, TrainingSession
@@ -133,6 +163,8 @@ class TrainingSession:
         self._closing = False
         self._play_started = 0
         self._last_publish = 0.0
+        self._backprop_pending = False
+        self._last_backprop = -math.inf
         self._thread = threading.Thread(
             target=self._loop, name=f"ember-playground-{self.id}", daemon=True
         )
@@ -172,6 +204,53 @@ class TrainingSession:
     def state(self, timeout: float = 30.0) -> dict:
         """A fresh ``"state"`` snapshot (waits for the current batch to finish)."""
         return self._ask("state", timeout)
+
+    def request_backprop(self, samples: int = BACKPROP_SAMPLES) -> None:
+        """Ask for the backprop step-through of the current weights (see :meth:`backprop`); it
+        is published as a ``"backprop"`` message, or an ``"error"`` with ``"about":
+        "backprop"``. For pages: one request at a time, at most one per
+        :data:`MIN_BACKPROP_INTERVAL` seconds; more raise ``RuntimeError``."""
+        _check_samples(samples, "TrainingSession.request_backprop")
+        if self._backprop_pending:
+            raise RuntimeError(
+                "TrainingSession.request_backprop: the previous step-through is still being "
+                "drawn; wait for it"
+            )
+        now = time.monotonic()
+        if now - self._last_backprop < MIN_BACKPROP_INTERVAL:
+            raise RuntimeError(
+                f"TrainingSession.request_backprop: at most one step-through per "
+                f"{MIN_BACKPROP_INTERVAL:g} s (MIN_BACKPROP_INTERVAL); try again in a moment"
+            )
+        self._backprop_pending, self._last_backprop = True, now
+        try:
+            self._send("backprop", samples)
+        except RuntimeError:
+            self._backprop_pending = False
+            raise
+
+    def backprop(self, samples: int = BACKPROP_SAMPLES, timeout: float = 30.0) -> dict:
+        """Backpropagation through the model's loss on the first ``samples`` training samples,
+        with the current weights, one SVG frame per graph node
+        (:func:`ember.graph_drawing.backprop_steps`), as the ``"backprop"`` message: ``frames``,
+        ``nodes`` (their number), ``loss``, ``samples``, ``labels``, ``step``, ``epoch`` and
+        ``query``. Waits for the current batch; the training is left exactly as it was (no
+        ``.grad``, optimizer or random-generator change). Raises ``ValueError`` if the graph has
+        more than :data:`MAX_BACKPROP_NODES` nodes or the frames more than
+        :data:`MAX_BACKPROP_BYTES` characters.
+
+        Example:
+            >>> from ember.playground import PlaygroundConfig, TrainingSession
+            >>> session = TrainingSession(PlaygroundConfig.from_dict({"hidden_layers": [3]}))
+            >>> steps = session.backprop(samples=2)
+            >>> steps["nodes"], len(steps["frames"]), steps["frames"][0].startswith("<svg")
+            (11, 11, True)
+            >>> session.close()
+        """
+        _check_samples(samples, "TrainingSession.backprop")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._send("backprop", samples, future)
+        return future.result(timeout)
 
     def save_model(self, timeout: float = 30.0) -> bytes:
         """The current model as the bytes of an Ember file (``ember.models.load_model``)."""
@@ -240,6 +319,13 @@ class TrainingSession:
                 result = self._handle(name, argument)
                 if future is not None:
                     future.set_result(result)
+                elif isinstance(result, dict):  # a message asked for by a page
+                    self._emit(result)
+            except _Refused as exc:  # nothing changed: training goes on as it was
+                if future is not None:
+                    future.set_exception(exc)
+                else:
+                    self._emit({"type": "error", "message": str(exc), "about": name})
             except Exception as exc:  # the thread must survive anything a command raises
                 self._playing = False
                 if future is not None:
@@ -253,6 +339,8 @@ class TrainingSession:
             self._playing = False
             self._start_run(argument)
             return None
+        if name == "backprop":
+            return self._backprop(argument)
         run = self._require_run(name)
         if name == "reset":
             self._playing = False
@@ -279,6 +367,19 @@ class TrainingSession:
         else:
             raise ValueError(f"unknown command {name!r}")
         return None
+
+    def _backprop(self, samples: int) -> dict:
+        """The step-through message; whatever goes wrong is refused without stopping play."""
+        try:
+            return self._require_run("backprop").backprop_message(samples)
+        except _Refused:
+            raise
+        except ValueError as exc:  # no configuration yet
+            raise _Refused(str(exc)) from exc
+        except Exception as exc:  # a drawing that fails must not stop the training
+            raise _Refused(f"backprop failed: {type(exc).__name__}: {exc}") from exc
+        finally:  # before the answer goes out: the page may ask again as soon as it has it
+            self._backprop_pending = False
 
     def _require_run(self, command: str) -> _Run:
         if self._run_state is None:
@@ -314,6 +415,27 @@ class TrainingSession:
             self._last_publish = time.monotonic()
         if self._publish_fn is not None:
             self._publish_fn(message)
+
+
+def _check_samples(samples: object, caller: str) -> None:
+    if (isinstance(samples, bool) or not isinstance(samples, int)
+            or not 1 <= samples <= MAX_BACKPROP_SAMPLES):
+        raise ValueError(
+            f"{caller}: samples must be an integer from 1 to {MAX_BACKPROP_SAMPLES} "
+            f"(MAX_BACKPROP_SAMPLES), got {samples!r}"
+        )
+
+
+def _graph_size(tensor, limit: int) -> int:
+    """The number of nodes of the graph behind ``tensor``, counting no further than
+    ``limit + 1`` (a huge graph is refused without being walked to the end)."""
+    seen, stack = {id(tensor)}, [tensor]
+    while stack and len(seen) <= limit:
+        for parent in stack.pop()._parents:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append(parent)
+    return len(seen)
 
 
 def _describe(command: str, exc: Exception) -> str:
@@ -524,6 +646,55 @@ class _Run:
             for key in self.curve:
                 self.curve[key] = self.curve[key][-1::-2][::-1]
             self.grad_history = [h[-1::-2][::-1] for h in self.grad_history]
+
+    # ------------------------------------------------------------------ backprop step-through
+    def backprop_message(self, samples: int) -> dict:
+        """The ``"backprop"`` message: the frames of backpropagation through the training loss
+        (penalties included, as in :meth:`train_batch`) on the first ``samples`` training
+        samples, with the current weights. Nothing the training uses changes: the engine's
+        gradients come from ``ember.grad`` (no ``.grad``, no optimizer step), the data order
+        is not drawn from, and Ember's generator is restored after the forward pass."""
+        n = min(samples, len(self.data.y_train))
+        x, y = self.data.x_train[:n], self.data.y_train[:n]
+        with _RNG_LOCK:
+            saved = ember.get_rng_state()
+            try:
+                y_pred = self.model(x, training=True)
+                loss = self.model.compute_loss(x, y, y_pred, training=True)
+            finally:
+                ember.set_rng_state(saved)
+        value = float(loss.data)
+        if not math.isfinite(value):
+            raise _Refused(
+                f"backprop: the loss on the first {n} training samples is {value}; there are "
+                "no gradients to follow. Lower the learning rate and reset"
+            )
+        nodes = _graph_size(loss, MAX_BACKPROP_NODES)
+        if nodes > MAX_BACKPROP_NODES:
+            raise _Refused(
+                f"backprop: this model's loss has a graph of more than {MAX_BACKPROP_NODES} "
+                f"nodes (MAX_BACKPROP_NODES); the step-through draws smaller nets: use fewer "
+                "hidden layers"
+            )
+        frames = [str(frame) for frame in backprop_steps(loss, max_nodes=MAX_BACKPROP_NODES)]
+        size = sum(len(frame) for frame in frames)
+        if size > MAX_BACKPROP_BYTES:
+            raise _Refused(
+                f"backprop: the {len(frames)} frames of this model would be {size / 1e6:.1f} MB "
+                f"of SVG, more than MAX_BACKPROP_BYTES ({MAX_BACKPROP_BYTES / 1e6:g} MB); use "
+                "fewer hidden layers"
+            )
+        return {
+            "type": "backprop",
+            "frames": frames,
+            "nodes": len(frames),
+            "loss": value,
+            "samples": n,
+            "labels": y.tolist(),
+            "step": self.step,
+            "epoch": self.epoch + self.cursor / max(len(self.data.y_train), 1),
+            "query": self.config.to_query(),
+        }
 
     def model_bytes(self) -> bytes:
         """The model written by ``model.save`` (architecture, weights, optimizer state)."""

@@ -26,6 +26,10 @@
     keepError: false,  // an invalid link's error outlives the first configuration
     nodes: [],         // nodes[column][i]: the canvas of each neuron (column 0: the inputs)
     lines: [],         // lines[layer][i][j]: the SVG line of each weight
+    // The backprop step-through: its frames (SVG), the one shown, and what they were drawn
+    // for (the step counter; stale once the model is rebuilt or reset).
+    bp: { frames: [], at: 0, step: null, loss: null, samples: 0, pending: false, stale: false,
+      readyAt: 0, timer: null },
   };
 
   // ------------------------------------------------------------------ small helpers
@@ -145,12 +149,16 @@
   }
 
   function send(message) {
-    sendRaw(JSON.stringify(message));
+    return sendRaw(JSON.stringify(message));
   }
 
   function sendRaw(text) {
-    if (app.ws && app.ws.readyState === WebSocket.OPEN) app.ws.send(text);
-    else showError("not connected to the playground server; reload the page");
+    if (app.ws && app.ws.readyState === WebSocket.OPEN) {
+      app.ws.send(text);
+      return true;
+    }
+    showError("not connected to the playground server; reload the page");
+    return false;
   }
 
   function changeLayers(edit) {
@@ -184,6 +192,7 @@
     $("show-test").addEventListener("change", drawBoundary);
     $("error").addEventListener("click", clearError);
     $("copy-link").addEventListener("click", copyLink);
+    bindBackprop();
   }
 
   async function copyLink() {
@@ -234,6 +243,10 @@
       onReady(message);
     } else if (message.type === "state") {
       onState(message);
+    } else if (message.type === "backprop") {
+      onBackprop(message);
+    } else if (message.type === "error" && message.about === "backprop") {
+      onBackpropError(message.message);
     } else if (message.type === "error") {
       showError(message.message);
     }
@@ -257,6 +270,8 @@
     for (const id of ["noise", "samples"]) $(id).disabled = digits;
     $("show-test-label").hidden = digits;
     buildNetwork(message);
+    if (app.bp.frames.length) app.bp.stale = true;  // a new model (new settings, or reset)
+    describeBackprop();
   }
 
   function onState(state) {
@@ -275,6 +290,133 @@
     drawCurve(state);
     drawGradients(state);
     $("code").textContent = state.code;
+    describeBackprop();
+  }
+
+  // ------------------------------------------------------------------ backprop step by step
+  function bindBackprop() {
+    const panel = $("backprop");
+    panel.addEventListener("toggle", () => {
+      if (panel.open && (!app.bp.frames.length || isStale())) requestBackprop();
+    });
+    $("bp-refresh").addEventListener("click", requestBackprop);
+    $("bp-first").addEventListener("click", () => showFrame(0));
+    $("bp-prev").addEventListener("click", () => showFrame(app.bp.at - 1));
+    $("bp-next").addEventListener("click", () => showFrame(app.bp.at + 1));
+    $("bp-last").addEventListener("click", () => showFrame(app.bp.frames.length - 1));
+    // Keys step while the focus is in the panel (a button, the picture), never in a form field.
+    $("bp-frame").tabIndex = 0;
+    panel.addEventListener("keydown", (event) => {
+      const moves = { ArrowLeft: -1, ArrowRight: 1 };
+      let target = null;
+      if (event.key in moves) target = app.bp.at + moves[event.key];
+      else if (event.key === "Home") target = 0;
+      else if (event.key === "End") target = app.bp.frames.length - 1;
+      if (target === null || !app.bp.frames.length) return;
+      event.preventDefault();
+      showFrame(target);
+    });
+  }
+
+  function bpStatus(text, kind) {
+    const status = $("bp-status");
+    if (status.textContent !== text) status.textContent = text;
+    status.className = "bp-status" + (kind ? " " + kind : "");
+  }
+
+  function requestBackprop() {
+    const bp = app.bp;
+    if (bp.pending || bp.timer !== null) return;
+    if (!app.ready) {
+      bpStatus("No model yet: choose a configuration first.", "error");
+      return;
+    }
+    // The server takes one request a second per tab (it refuses more): wait for the turn.
+    const wait = bp.readyAt - performance.now();
+    if (wait > 0) {
+      bp.timer = setTimeout(() => { bp.timer = null; requestBackprop(); }, wait);
+      return;
+    }
+    const limits = app.options.backprop;
+    if (!send({ type: "backprop", samples: limits.samples })) return;
+    bp.pending = true;
+    bp.readyAt = performance.now() + limits.min_interval * 1000 + 200;  // 200: a margin
+    $("bp-refresh").disabled = true;
+    bpStatus("Drawing backpropagation for the current weights\u2026");
+  }
+
+  function backpropDone() {
+    // The button comes back once the server will take the next request.
+    app.bp.pending = false;
+    const wait = Math.max(0, app.bp.readyAt - performance.now());
+    setTimeout(() => { if (!app.bp.pending) $("bp-refresh").disabled = false; }, wait);
+  }
+
+  function onBackprop(message) {
+    Object.assign(app.bp, {
+      frames: message.frames, step: message.step, loss: message.loss,
+      samples: message.samples, stale: false,
+    });
+    backpropDone();
+    $("bp-samples").textContent = message.samples;
+    $("backprop").dataset.nodes = message.nodes;
+    showFrame(0);
+    describeBackprop();
+  }
+
+  function onBackpropError(text) {
+    backpropDone();
+    bpStatus(text, "error");
+  }
+
+  function isStale() {
+    const bp = app.bp;
+    return bp.stale || (app.state !== null && app.state.step !== bp.step);
+  }
+
+  function describeBackprop() {
+    // What the frames show, and whether the model has moved on since they were drawn.
+    const bp = app.bp;
+    if (!bp.frames.length || bp.pending) return;
+    let text = "Loss " + fmt(bp.loss) + " on the first " + bp.samples + " training samples, "
+      + "with the weights after step " + bp.step + ".";
+    const stale = isStale();
+    if (stale) {
+      text += " The model has changed since: press \u201cDraw for the current weights\u201d "
+        + "to follow it.";
+    }
+    bpStatus(text, stale ? "stale" : "");
+  }
+
+  function showFrame(k) {
+    const frames = app.bp.frames;
+    if (!frames.length) return;
+    const at = Math.max(0, Math.min(frames.length - 1, k));
+    app.bp.at = at;
+    const view = $("bp-frame");
+    view.innerHTML = frames[at];  // SVG drawn by Ember, every text in it escaped
+    view.dataset.at = at;
+    const lines = Array.from(view.querySelectorAll(".eg-caption"));
+    const caption = $("bp-caption");
+    caption.innerHTML = "";
+    for (const line of lines) {
+      const div = document.createElement("div");
+      div.textContent = line.textContent;
+      caption.appendChild(div);
+    }
+    const svg = view.querySelector("svg");
+    if (svg && lines.length) cropCaption(svg, lines[0]);
+    $("bp-counter").textContent = "node " + (at + 1) + " of " + frames.length;
+  }
+
+  function cropCaption(svg, first) {
+    // The caption sits under the graph in the SVG; shown above it as text, it is cut off.
+    const box = svg.viewBox.baseVal;
+    const bottom = parseFloat(first.getAttribute("y")) - 18;  // 18: one caption line
+    if (box && bottom > 0 && bottom < box.height) {
+      svg.setAttribute("viewBox", [box.x, box.y, box.width, bottom].join(" "));
+      svg.setAttribute("height", Math.round(bottom));
+    }
   }
 
   // ------------------------------------------------------------------ the network diagram
