@@ -150,6 +150,7 @@ __all__ = [
     "tree",
     "utils",
     "diagnostics",
+    "interchange",
     "report",
     *_creation.__all__,
 ]
@@ -164,6 +165,7 @@ from ember import (  # noqa: E402
     generation,
     graph,
     initializers,
+    interchange,
     layers,
     losses,
     metrics,

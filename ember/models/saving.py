@@ -303,8 +303,14 @@ def save_model(model, path) -> None:
 
 def save_weights(model, path) -> None:
     """Write the weights of ``model`` (any kind, subclassed too) to ``path`` by name,
-    atomically (``model.save_weights``)."""
+    atomically (``model.save_weights``). A path ending in ``.safetensors`` gets a safetensors
+    file instead (``ember.interchange.save_safetensors``)."""
     path = _resolve(path)
+    if path.suffix.lower() == ".safetensors":
+        from ember.interchange import save_safetensors  # imported here: it imports this module
+
+        save_safetensors(model, path)
+        return
     named = _named_weights(model)
     config = {
         "format": FORMAT_VERSION,
@@ -572,8 +578,21 @@ def load_weights(model, path) -> None:
     ``ValueError`` lists the weights missing from the file, those unexpected in it and every
     size or dtype mismatch (a :class:`CheckpointError` for an unreadable file), and the model is
     left unchanged. The optimizer state in the file is not loaded (``load_model`` does that).
+    A path ending in ``.safetensors`` is read as a safetensors file, strictly
+    (``ember.interchange.load_safetensors``), and one ending in ``.weights.h5`` as a Keras 3
+    weights file (``ember.interchange.load_keras_weights``), as Keras' ``load_weights`` reads it.
     """
     path = _resolve(path)
+    if path.suffix.lower() == ".safetensors":
+        from ember.interchange import load_safetensors
+
+        load_safetensors(model, path)
+        return
+    if path.name.lower().endswith(".weights.h5"):
+        from ember.interchange import load_keras_weights
+
+        load_keras_weights(model, path)
+        return
     archive = _Archive(path)
     file_weights = _file_weights(archive)
     named = _named_weights(model)
