@@ -324,8 +324,24 @@ class Model(Trainer, Layer):
         saving.save_weights(self, path)
 
     def load_weights(self, path) -> None:
-        """Load weights saved by ``save``/``save_weights``; on any error the model is unchanged."""
+        """Load weights saved by ``save``/``save_weights`` (or a ``.safetensors`` / Keras
+        ``.weights.h5`` file); on any error the model is unchanged."""
         saving.load_weights(self, path)
+
+    def export(self, filepath, format: str = "onnx", verbose=None, input_signature=None,
+               opset_version: int | None = None):  # fmt: skip
+        """Export for inference in another runtime — ONNX (Keras 3's ``Model.export`` with
+        ``format="onnx"``; the ``onnx`` extra). ``input_signature``: per-sample input shapes
+        that fix axes declared ``None`` (the batch axis stays dynamic). Returns the path.
+        A layer ONNX cannot express raises :class:`ember.onnx.OnnxExportError` naming it."""
+        if format != "onnx":
+            raise ValueError(f"{self.name}.export: format must be 'onnx', got {format!r}")
+        from ember.onnx_export import export  # imported on use: onnx is an optional extra
+
+        path = export(self, filepath, opset=opset_version, input_shapes=input_signature)
+        if verbose:
+            print(f"Saved artifact at '{path}'.")
+        return path
 
 
 class Sequential(Model):
