@@ -15,38 +15,62 @@ Run from the repository root::
 
 What is measured
 ----------------
+* **Procedure**: every timed run is its own fresh child process (this script with ``--worker
+  FRAMEWORK``); Ember and PyTorch never share a process, so neither inherits the other's
+  threads, allocator state or BLAS. The parent imports only NumPy: never torch, numba or Ember
+  (it does not load the data either). Runs go in rounds: round ``r`` (``--repeats`` rounds)
+  starts one child per framework in turn — ember, torch_cl, torch (those selected; ``torch_cl``
+  for the convnet only) — each with seed ``seed + r``, so that a slow phase of a noisy machine
+  hits every framework, not one. A child imports its framework, loads the data, builds a fresh
+  model, trains ``--epochs`` epochs, evaluates the test set and prints its per-epoch times,
+  training loss and accuracy, test accuracy and memory figures as one JSON line on stdout.
 * **Time** (s/epoch): both frameworks train the same network (softmax / cross-entropy, Adam lr
-  1e-3, eps 1e-8, batch 128, reshuffled every epoch) on the same float32 data, *in this
-  process*, one after the other: Ember through ``model.fit(verbose=0)``, PyTorch through a plain
-  loop (``nn.Sequential``, ``CrossEntropyLoss`` on logits, ``torch.optim.Adam``, shuffled index
-  batches from a pre-made float32 tensor, ``model.train()``/``eval()``). Each of ``--repeats``
-  runs builds a fresh model and trains ``--epochs`` epochs; every epoch is timed with
-  ``perf_counter`` and the reported figure is the median over all timed epochs (min in
-  brackets). Runs alternate Ember/PyTorch so that slow phases of a noisy machine hit both. Both
-  loops also report the running training loss and accuracy, as ``fit`` does with
-  ``metrics=["accuracy"]``.
-* **Accuracy**: test accuracy (10,000 images) of the model of the last run.
-* **Peak memory**: each framework is run again in its own child process (this script with
-  ``--worker``) for one epoch plus the test evaluation, *before* this process loads torch or
-  the data; the peak resident set size of that child is read from the kernel with ``os.wait4``
-  (the child's ``ru_maxrss``, the figure ``getrusage(RUSAGE_CHILDREN)`` gives; Linux carries a
-  parent's RSS at fork over into it, hence the order) and cross-checked with the child's own
-  ``VmHWM`` from ``/proc/self/status``. It *includes* the Python interpreter, NumPy, the
-  framework's own import (the Ember child never imports torch; the PyTorch child imports
+  1e-3, eps 1e-8, batch 128, reshuffled every epoch) on the same float32 data: Ember through
+  ``model.fit(verbose=0)``, PyTorch through a plain loop (``nn.Sequential``,
+  ``CrossEntropyLoss`` on logits, ``torch.optim.Adam``, shuffled index batches from a pre-made
+  float32 tensor, ``model.train()``/``eval()``). Before the timed model is built, every child
+  trains a throwaway one for ``--warmup-batches`` batches (default 2) and evaluates it, untimed
+  in the epochs but reported: a fresh process pays one-off costs on its first steps (Ember
+  imports numba and loads its compiled kernels from the on-disk cache, ~0.5 s of CPU, half an
+  MLP epoch; PyTorch's first steps are slower too) that the epochs of a long run do not, and
+  that the old one-process harness paid once, in its first run only. ``--warmup-batches 0``
+  times the cold first epoch instead. Every epoch is timed with ``perf_counter`` inside the
+  child; the table gives the median over all epochs of all rounds (min in brackets). Two ratios
+  Ember/PyTorch are printed: the median s/epoch over the median s/epoch, and the median over
+  the rounds of each round's paired ratio (the Ember child's median epoch over the PyTorch
+  child's of the same round). Both loops report the running training loss and accuracy, as
+  ``fit`` does with ``metrics=["accuracy"]``.
+* **Accuracy**: test accuracy (10,000 images) of the last round's model.
+* **Peak memory**: of every timed child (so it covers ``--epochs`` epochs plus the test
+  evaluation), medians over the rounds. The peak resident set size is read from the kernel with
+  ``os.wait4`` (the child's ``ru_maxrss``, the figure ``getrusage(RUSAGE_CHILDREN)`` gives). Linux
+  carries the parent's RSS over into it at fork, which is why the parent stays small (NumPy and
+  the results: its own ``VmHWM`` is in the JSON); the child's own ``VmHWM`` from
+  ``/proc/self/status`` is shown as a cross-check. It *includes* the Python interpreter, NumPy,
+  the framework's own import (the Ember child never imports torch; the PyTorch child imports
   ``ember.datasets`` to load the data, a few MB) and the data itself: the float32 train and test
   arrays are ~210 MiB (the uint8 arrays are freed after conversion; PyTorch's NCHW run holds one
   more, contiguous copy of the images, since NHWC data seen as NCHW is ``channels_last``). The
   RSS after the imports and after loading the data are reported too, so that the training
-  overhead can be read off.
+  overhead can be read off. Memory costs no extra run, so ``--skip-memory`` skips nothing: it is
+  kept for old command lines and only leaves the memory rows out of the printed table.
+* **OpenBLAS settings** (``--openblas``, default ``both``): OpenBLAS picks its kernels from
+  ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` when they are set (some machines set them), and
+  that changes NumPy's, hence Ember's, speed. ``asis`` gives the children the environment as it
+  is; ``unset`` removes both variables from the children's environment (the parent's is never
+  changed); ``both`` runs the whole measurement, all rounds, once per setting and prints a table
+  and ratios for each. When neither variable is set the two settings are the same environment:
+  the measurement runs once and the output says so. Every child reports the OpenBLAS core it got.
 
 Threads
 -------
 ``--threads N`` (default 2) is applied before NumPy is imported: this script parses its arguments
 first and sets ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` to ``N`` in
 ``os.environ`` at the very top, before the ``import numpy`` (OpenBLAS reads them when it is
-loaded, so no re-exec is needed; the worker children inherit them). PyTorch gets
-``torch.set_num_threads(N)``. The effective BLAS thread count is then read back with
-``threadpoolctl`` when it is installed, else straight from NumPy's bundled OpenBLAS via ctypes.
+loaded, so no re-exec is needed; the children inherit them). PyTorch gets
+``torch.set_num_threads(N)``. The effective BLAS thread count is then read back in the children
+with ``threadpoolctl`` when it is installed, else straight from NumPy's bundled OpenBLAS via
+ctypes.
 
 Timings are noisy on a shared 2-core machine: compare the Ember/PyTorch *ratio* of one run, not
 absolute seconds across runs, and look at the printed load average (above the number of cores,
@@ -59,8 +83,10 @@ import argparse
 import os
 import sys
 
-FRAMEWORKS = ("ember", "torch", "torch_cl")
+FRAMEWORKS = ("ember", "torch", "torch_cl")  # the table's column order
+RUN_ORDER = ("ember", "torch_cl", "torch")  # the order of the children within a round
 LABELS = {"ember": "Ember", "torch": "PyTorch", "torch_cl": "PyTorch channels_last"}
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def _parse_args(argv=None) -> argparse.Namespace:
@@ -72,15 +98,31 @@ def _parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, default=1, help="epochs per run (default 1)")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="fresh runs per framework; median (default 3)"
+        "--repeats", type=int, default=3, help="rounds of fresh runs; median (default 3)"
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="BLAS / torch intra-op threads (default 2)"
     )
     parser.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed; run r uses seed + r")
+    parser.add_argument("--seed", type=int, default=0, help="base seed; round r uses seed + r")
     parser.add_argument(
-        "--skip-memory", action="store_true", help="do not run the peak-memory child processes"
+        "--skip-memory",
+        action="store_true",
+        help="leave the memory rows out of the table (memory is measured in the timed runs)",
+    )
+    parser.add_argument(
+        "--warmup-batches",
+        type=int,
+        default=2,
+        help="untimed batches on a throwaway model before the timed one, in every child "
+        "(lazy imports, kernel loading; 0 = time the cold first epoch; default 2)",
+    )
+    parser.add_argument(
+        "--openblas",
+        choices=("asis", "unset", "both"),
+        default="both",
+        help="children's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE: as set, removed, or both "
+        "(one measurement each; default both)",
     )
     parser.add_argument(
         "--only",
@@ -94,6 +136,8 @@ def _parse_args(argv=None) -> argparse.Namespace:
     for name in ("epochs", "repeats", "threads", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.warmup_batches < 0:
+        parser.error("--warmup-batches must be >= 0")
     return args
 
 
@@ -165,7 +209,8 @@ def blas_summary() -> dict:
     try:
         from threadpoolctl import threadpool_info
 
-        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        # internal_api "openblas": NumPy's, not a BLAS that torch may have loaded beside it
+        pools = [p for p in threadpool_info() if p.get("internal_api") == "openblas"]
         if pools:
             info["threads"] = pools[0]["num_threads"]
             info["threads_via"] = "threadpoolctl"
@@ -395,9 +440,57 @@ def new_run(framework: str, data, args, seed: int):
     return TorchRun(args.model, data, args.batch_size, seed, args.threads, cl)
 
 
-# ------------------------------------------------------------------------------------- memory
+# ------------------------------------------------------------------------------------- child
+def child_env_info(framework: str) -> dict:
+    """What this child ran on: versions, NumPy's BLAS and the OpenBLAS variables it saw (the
+    parent never imports torch or Ember, so these figures can only come from here)."""
+    import ember
+
+    info = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "ember": getattr(ember, "__version__", "?"),
+        "blas": blas_summary(),
+        "openblas_env": {v: os.environ.get(v) for v in OPENBLAS_VARS},
+        "torch": "-",
+    }
+    if framework != "ember":
+        import torch
+
+        config = torch.__config__.show()
+        torch_blas = "MKL" if "BLAS_INFO=mkl" in config else "its own BLAS"
+        if "USE_MKLDNN=ON" in config:
+            torch_blas += " + oneDNN"
+        info.update(
+            torch=torch.__version__, torch_blas=torch_blas, torch_threads=torch.get_num_threads()
+        )
+    return info
+
+
+def warm_up(framework: str, data, args) -> float | None:
+    """Train a throwaway model for ``--warmup-batches`` batches and evaluate it; its seconds.
+
+    A fresh process pays one-off costs on its first steps that a long-running one does not:
+    Ember imports numba and loads its compiled kernels from the on-disk cache on their first
+    call (~0.5 s of CPU measured for the MLP, half an MLP epoch); PyTorch's first steps are
+    slower too. ``import torch`` happens before any timing, Ember's lazy imports would not:
+    warming up here keeps both out of the timed epochs and still reports what they cost. The
+    timed model is built afterwards with its own seed, so it trains exactly as without this.
+    """
+    if not args.warmup_batches:
+        return None
+    n = args.warmup_batches * args.batch_size
+    x_train, y_train, x_test, y_test = data
+    t0 = time.perf_counter()
+    run = new_run(framework, (x_train[:n], y_train[:n], x_test[:1000], y_test[:1000]), args, 0)
+    run.epoch()
+    run.finish()
+    return time.perf_counter() - t0
+
+
 def worker(framework: str, args) -> None:
-    """Child process for the memory figure: imports only what it needs, trains, reports RSS."""
+    """One timed run in this fresh process: imports only what it needs, trains, evaluates,
+    prints its results as one JSON line."""
     if framework == "ember":
         import ember  # noqa: F401
     else:
@@ -407,52 +500,69 @@ def worker(framework: str, args) -> None:
     rss_imports = _rss_mb()
     data = load_data(args.model)
     rss_data = _rss_mb()
+    warmup_s = warm_up(framework, data, args)
     run = new_run(framework, data, args, args.seed)
     for _ in range(args.epochs):
         run.epoch()
     result = run.finish()
     result.update(
+        warmup_s=warmup_s,
+        n_train=len(data[0]),
+        n_test=len(data[2]),
         rss_after_imports_mb=rss_imports,
         rss_after_data_mb=rss_data,
         # VmHWM: the kernel's high-water mark of this process image's RSS (reset by exec).
         vmhwm_mb=_proc_status_mb("VmHWM"),
+        env=child_env_info(framework),
     )
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure_memory(framework: str, args) -> dict:
-    """Run this script as ``--worker`` for one epoch; the child's peak RSS.
+# ------------------------------------------------------------------------------------- parent
+def openblas_settings(mode: str) -> tuple[list[dict], str | None]:
+    """The children's environments for ``--openblas``, each with a label, and a note when
+    ``both`` collapses to one run (neither variable set: both settings are one environment)."""
+    names = OPENBLAS_VARS
+    present = {v: os.environ[v] for v in names if v in os.environ}
+    described = ", ".join(f"{v}={present[v]}" if v in present else f"{v} unset" for v in names)
+    # copies: the parent's own os.environ is never changed
+    asis = {"name": "asis", "label": f"as set: {described}", "env": dict(os.environ)}
+    unset = {
+        "name": "unset",
+        "label": "unset: " + " and ".join(names) + " removed from the children's environment",
+        "env": {k: v for k, v in os.environ.items() if k not in names},
+    }
+    if not present:
+        asis["label"] = f"as set = unset ({described})"
+        note = None
+        if mode == "both":
+            note = (
+                "neither " + " nor ".join(names) + " is set here, so 'as set' and "
+                "'unset' are the same environment: measured once"
+            )
+        return [asis], note
+    return {"asis": [asis], "unset": [unset], "both": [asis, unset]}[mode], None
+
+
+def run_child(framework: str, args, seed: int, env: dict) -> dict:
+    """Run this script as ``--worker`` in a fresh process; its results and peak RSS.
 
     ``ru_maxrss`` of a child (os.wait4, or getrusage(RUSAGE_CHILDREN)) survives exec, so it is
-    never below the parent's RSS at fork time: call this while the parent is still small (before
-    it loads the data or torch), as ``main`` does. The child's own ``VmHWM`` is reported too; the
-    two agree when the parent is small.
+    never below the parent's RSS at fork time: the parent holds only NumPy and the results (far
+    below any child's data alone). The child's own ``VmHWM`` is reported too as a cross-check.
     """
-    cmd = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--worker",
-        framework,
-        "--model",
-        args.model,
-        "--epochs",
-        "1",
-        "--repeats",
-        "1",
-        "--threads",
-        str(args.threads),
-        "--batch-size",
-        str(args.batch_size),
-        "--seed",
-        str(args.seed),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework]
+    cmd += ["--model", args.model, "--epochs", str(args.epochs), "--repeats", "1"]
+    cmd += ["--threads", str(args.threads), "--batch-size", str(args.batch_size)]
+    cmd += ["--seed", str(seed), "--warmup-batches", str(args.warmup_batches)]
+    # stderr is not captured: a child's warnings and tracebacks reach the terminal as they come.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     out = proc.stdout.read()
     proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     if proc.returncode != 0:
-        raise RuntimeError(f"memory worker for {framework} failed ({proc.returncode})")
+        raise RuntimeError(f"child for {framework} failed ({proc.returncode})")
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result = json.loads(line[len("RESULT ") :])
     result["ru_maxrss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
@@ -460,124 +570,92 @@ def measure_memory(framework: str, args) -> dict:
     return result
 
 
-# ------------------------------------------------------------------------------------- report
+def measure(frameworks: tuple, args, setting: dict) -> dict[str, list[dict]]:
+    """All rounds for one OpenBLAS setting: round r runs one fresh child per framework."""
+    runs: dict[str, list[dict]] = {f: [] for f in frameworks}
+    for r in range(args.repeats):
+        for f in frameworks:
+            res = run_child(f, args, args.seed + r, setting["env"])
+            runs[f].append(res)
+            times = ", ".join(f"{t:.2f}" for t in res["epoch_times"])
+            print(
+                f"  [{setting['name']}] round {r + 1}/{args.repeats} {f:<8}: s/epoch {times} "
+                f"(warm-up {_fmt_s(res['warmup_s'])}); train loss {res['train_loss']:.4f}, "
+                f"test acc {res['test_acc']:.4f}, peak RSS {res['peak_rss_mb']:.0f} MiB, "
+                f"NumPy's OpenBLAS core {res['env']['blas'].get('corename')}",
+                flush=True,
+            )
+    return runs
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict:
+    """Per framework: medians over all epochs of all rounds (and memory over the rounds); the
+    Ember/PyTorch ratios, as median over median and as the median of per-round paired ratios."""
+    fw = {}
+    for f, rs in runs.items():
+        all_times = [t for run in rs for t in run["epoch_times"]]
+        memory = {
+            key: statistics.median(run[key] for run in rs)
+            for key in ("peak_rss_mb", "rss_after_imports_mb", "rss_after_data_mb", "vmhwm_mb")
+        }
+        fw[f] = {
+            "median_epoch_s": statistics.median(all_times),
+            "min_epoch_s": min(all_times),
+            "epoch_times": all_times,
+            "round_medians_s": [statistics.median(run["epoch_times"]) for run in rs],
+            "warmup_s": [run["warmup_s"] for run in rs],
+            "test_acc_last_run": rs[-1]["test_acc"],
+            "train_loss_last_run": rs[-1]["train_loss"],
+            "memory": memory,
+        }
+    ratios = {}
+    for f in fw:
+        if f == "ember" or "ember" not in fw:
+            continue
+        pairs = zip(fw["ember"]["round_medians_s"], fw[f]["round_medians_s"])
+        ratios[f] = {
+            "median": fw["ember"]["median_epoch_s"] / fw[f]["median_epoch_s"],
+            "paired": statistics.median(e / t for e, t in pairs),
+        }
+    return {"frameworks": fw, "ratios_ember_over": ratios}
+
+
+def _fmt_s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f} s"
+
+
 def _fmt_time(times: list[float]) -> str:
     if not times:
         return "-"
     return f"{statistics.median(times):.2f} (min {min(times):.2f})"
 
 
-def main(args) -> dict:
-    frameworks = tuple(args.only or ("ember", "torch", "torch_cl"))
-    if args.model == "mlp":  # channels_last is about images; the MLP has one torch layout
-        frameworks = tuple(f for f in frameworks if f != "torch_cl")
-    load_before = os.getloadavg()
-    # Memory first, while this process holds only NumPy (see measure_memory).
-    memory: dict[str, dict] = {}
-    if not args.skip_memory:
-        for f in frameworks:
-            print(f"peak-memory child for {f} (1 epoch + test evaluation) ...", flush=True)
-            memory[f] = measure_memory(f, args)
-
-    import ember
-
-    torch_version, torch_blas, torch_threads = "-", "-", None
-    if any(f.startswith("torch") for f in frameworks):
-        import torch
-
-        torch.set_num_threads(args.threads)
-        torch_version = torch.__version__
-        torch_threads = torch.get_num_threads()
-        config = torch.__config__.show()
-        torch_blas = "MKL" if "BLAS_INFO=mkl" in config else "its own BLAS"
-        if "USE_MKLDNN=ON" in config:
-            torch_blas += " + oneDNN"
-    blas = blas_summary()
-    data = load_data(args.model)
-
-    title = (
-        f"MLP 784-{HIDDEN[0]}-{HIDDEN[1]}-{CLASSES}"
-        if args.model == "mlp"
-        else "Keras simple convnet (Conv32-Pool-Conv64-Pool-Dropout-Dense10)"
-    )
-    print(
-        f"{title} on Fashion-MNIST "
-        f"({len(data[0])} train / {len(data[2])} test), batch {args.batch_size}, "
-        f"Adam lr {LEARNING_RATE:g} eps {EPSILON:g}; {args.repeats} run(s) x {args.epochs} "
-        f"epoch(s) per framework, {args.threads} thread(s)",
-        flush=True,
-    )
-    runs: dict[str, list[dict]] = {f: [] for f in frameworks}
-    for r in range(args.repeats):
-        # Fresh models for this run; epochs alternate between the frameworks (and which one goes
-        # first), so that a burst of load from other processes hits both, not one run.
-        current = {f: new_run(f, data, args, args.seed + r) for f in frameworks}
-        for e in range(args.epochs):
-            order = frameworks if e % 2 == 0 else tuple(reversed(frameworks))
-            for f in order:
-                current[f].epoch()
-            print(
-                f"  run {r + 1}/{args.repeats} epoch {e + 1}/{args.epochs}: "
-                + ", ".join(f"{f} {current[f].times[-1]:.2f} s" for f in frameworks),
-                flush=True,
-            )
-        for f in frameworks:
-            res = current[f].finish()
-            runs[f].append(res)
-            print(
-                f"  run {r + 1}/{args.repeats} {f:<5}: train loss {res['train_loss']:.4f}, "
-                f"test acc {res['test_acc']:.4f}",
-                flush=True,
-            )
-        del current
-
-    load_after = os.getloadavg()
-
-    summary: dict = {"frameworks": {}}
-    for f in frameworks:
-        all_times = [t for run in runs[f] for t in run["epoch_times"]]
-        summary["frameworks"][f] = {
-            "median_epoch_s": statistics.median(all_times),
-            "min_epoch_s": min(all_times),
-            "epoch_times": all_times,
-            "test_acc_last_run": runs[f][-1]["test_acc"],
-            "train_loss_last_run": runs[f][-1]["train_loss"],
-            "memory": memory.get(f),
-        }
-    fw = summary["frameworks"]
-    # Ember over each PyTorch setting: medians of all epochs, and the median of the ratios of
-    # paired epochs (run in turn, so a burst of load hits both members of a pair).
-    ratios = {}
-    for f in frameworks:
-        if f == "ember" or "ember" not in fw:
-            continue
-        ratios[f] = {
-            "median": fw["ember"]["median_epoch_s"] / fw[f]["median_epoch_s"],
-            "paired": statistics.median(
-                e / t for e, t in zip(fw["ember"]["epoch_times"], fw[f]["epoch_times"])
-            ),
-        }
-    summary["ratios_ember_over"] = ratios
+def print_table(summary: dict, args) -> None:
+    fw, ratios = summary["frameworks"], summary["ratios_ember_over"]
+    columns = [f for f in FRAMEWORKS if f in fw]
 
     def mem(key):
-        return lambda d: f"{d['memory'][key]:.0f}" if d["memory"] else "-"
+        return lambda d: f"{d['memory'][key]:.0f}"
 
     rows = [
         ("s/epoch, median (min)", lambda d: _fmt_time(d["epoch_times"])),
         ("test accuracy (last run)", lambda d: f"{d['test_acc_last_run']:.4f}"),
         ("train loss, last epoch", lambda d: f"{d['train_loss_last_run']:.4f}"),
+        (
+            f"warm-up s (untimed; {args.warmup_batches} batches + eval)",
+            lambda d: _fmt_time([t for t in d["warmup_s"] if t is not None]),
+        ),
     ]
-    if memory:
+    if not args.skip_memory:
         rows += [
-            ("peak RSS MiB (child, 1 epoch)", mem("peak_rss_mb")),
+            (f"peak RSS MiB (child, {args.epochs} ep. + test)", mem("peak_rss_mb")),
             ("  RSS MiB after imports", mem("rss_after_imports_mb")),
             ("  RSS MiB after data load", mem("rss_after_data_mb")),
             ("  child's own VmHWM MiB", mem("vmhwm_mb")),
         ]
-    table = [["", *(LABELS[f] for f in frameworks)]]
-    table += [[name, *(fn(fw[f]) for f in frameworks)] for name, fn in rows]
+    table = [["", *(LABELS[f] for f in columns)]]
+    table += [[name, *(fn(fw[f]) for f in columns)] for name, fn in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    print()
     for k, row in enumerate(table):
         cells = [f"{row[0]:<{widths[0]}}", *(f"{c:>{w}}" for c, w in zip(row[1:], widths[1:]))]
         print("| " + " | ".join(cells) + " |")
@@ -590,30 +668,49 @@ def main(args) -> dict:
     for f, r in ratios.items():
         print(
             f"ratio Ember/{LABELS[f]}: {r['median']:.2f}x (median s/epoch over median s/epoch); "
-            f"{r['paired']:.2f}x (median of the per-epoch ratios of paired epochs)"
+            f"{r['paired']:.2f}x (median of the per-round paired ratios)"
         )
 
-    env = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch_version,
-        "torch_blas": torch_blas,
-        "torch_threads": torch_threads,
-        "ember": getattr(ember, "__version__", "?"),
+
+def _cores(setting: dict) -> list:
+    """The OpenBLAS cores the children of one setting reported (one, unless something moved)."""
+    found = {r["env"]["blas"].get("corename") for rs in setting["runs"].values() for r in rs}
+    return sorted(found, key=str)
+
+
+def collect_env(settings: list[dict], args, load_before, load_after) -> dict:
+    """The footer's facts. Versions and BLAS come from the children (the first setting's):
+    the parent has imported neither torch nor Ember."""
+    first = settings[0]["runs"]
+    child = {f: rs[0]["env"] for f, rs in first.items()}
+    base = child.get("ember") or next(iter(child.values()))
+    torch_env = next((child[f] for f in ("torch_cl", "torch") if f in child), {})
+    blas = base["blas"]
+    return {
+        "python": base["python"],
+        "numpy": base["numpy"],
+        "torch": torch_env.get("torch", "-"),
+        "torch_blas": torch_env.get("torch_blas", "-"),
+        "torch_threads": torch_env.get("torch_threads"),
+        "ember": base["ember"],
         "blas": f"{blas['name']} {blas['version']}",
         "blas_config": blas["config"],
         "blas_threads": blas["threads"],
         "blas_threads_via": blas["threads_via"],
-        "blas_core": blas.get("corename"),
+        "blas_core_by_setting": {s["name"]: _cores(s) for s in settings},
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "threads": args.threads,
+        "parent_vmhwm_mb": _proc_status_mb("VmHWM"),
         "loadavg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "date": datetime.date.today().isoformat(),
         "command": shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
     }
-    summary["env"] = env
-    summary["args"] = vars(args)
+
+
+def print_footer(env: dict) -> None:
+    by_setting = env["blas_core_by_setting"].items()
+    cores = ", ".join(f"{'/'.join(map(str, v))} ({name})" for name, v in by_setting)
     print()
     print(
         f"versions : python {env['python']}, numpy {env['numpy']}, torch {env['torch']}, "
@@ -621,7 +718,7 @@ def main(args) -> dict:
     )
     print(
         f"BLAS     : NumPy -> {env['blas']} ({env['blas_config']}); threads in use: "
-        f"{env['blas_threads']} (via {env['blas_threads_via']}), core {env['blas_core']}"
+        f"{env['blas_threads']} (via {env['blas_threads_via']}), core {cores}"
         + (
             f"; torch -> {env['torch_blas']}, torch.get_num_threads()={env['torch_threads']}"
             if env["torch"] != "-"
@@ -632,16 +729,69 @@ def main(args) -> dict:
         f"machine  : {env['cpu']}, {env['cores']} cores; OPENBLAS/OMP/MKL_NUM_THREADS="
         f"{os.environ['OPENBLAS_NUM_THREADS']}"
     )
+    before, after = env["loadavg_1min_before_after"]
     print(
-        f"load avg : {load_before[0]:.2f} before, {load_after[0]:.2f} after (1-minute; "
+        f"load avg : {before:.2f} before, {after:.2f} after (1-minute; "
         f"above {env['cores']} means other processes competed for the cores)"
     )
     print(f"date     : {env['date']}")
     print(f"command  : {env['command']}")
+
+
+def main(args) -> dict:
+    selected = args.only or FRAMEWORKS
+    frameworks = tuple(f for f in RUN_ORDER if f in selected)
+    if args.model == "mlp":  # channels_last is about images; the MLP has one torch layout
+        frameworks = tuple(f for f in frameworks if f != "torch_cl")
+    if not frameworks:
+        sys.exit("nothing to run: torch_cl is for the convnet only")
+    settings, note = openblas_settings(args.openblas)
+    title = (
+        f"MLP 784-{HIDDEN[0]}-{HIDDEN[1]}-{CLASSES}"
+        if args.model == "mlp"
+        else "Keras simple convnet (Conv32-Pool-Conv64-Pool-Dropout-Dense10)"
+    )
+    print(
+        f"{title} on Fashion-MNIST, batch {args.batch_size}, Adam lr {LEARNING_RATE:g} eps "
+        f"{EPSILON:g}; {args.repeats} round(s) x {args.epochs} epoch(s), {args.threads} "
+        f"thread(s); one fresh child process per run, in the order {', '.join(frameworks)}",
+        flush=True,
+    )
+    if note:
+        print(f"OpenBLAS: {note}", flush=True)
+    load_before = os.getloadavg()
+    for s in settings:
+        print(f"OpenBLAS {s['label']}", flush=True)
+        s["load_before"] = os.getloadavg()
+        s["runs"] = measure(frameworks, args, s)
+        s["load_after"] = os.getloadavg()
+    load_after = os.getloadavg()
+
+    any_run = next(iter(settings[0]["runs"].values()))[0]
+    print(f"\ndata: {any_run['n_train']} train / {any_run['n_test']} test images")
+    for s in settings:
+        s["summary"] = summarize(s["runs"])
+        print(
+            f"\nOpenBLAS {s['label']} (load avg {s['load_before'][0]:.2f} -> "
+            f"{s['load_after'][0]:.2f})"
+        )
+        print_table(s["summary"], args)
+
+    env = collect_env(settings, args, load_before, load_after)
+    print_footer(env)
+    result = {
+        "openblas_note": note,
+        "settings": [
+            {k: s[k] for k in ("name", "label", "runs", "summary", "load_before", "load_after")}
+            for s in settings
+        ],
+        "env": env,
+        "args": vars(args),
+    }
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(summary, f, indent=2)
-    return summary
+            json.dump(result, f, indent=2)
+    return result
 
 
 if __name__ == "__main__":
