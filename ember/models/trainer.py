@@ -51,6 +51,9 @@ class Trainer:
     """``compile``/``fit``/``evaluate``/``predict`` and the steps they drive (mixed into
     :class:`~ember.models.Model`)."""
 
+    # Set by ``fit(..., distribute=True)`` on a world of several ranks (ember.distributed).
+    _replicas = None
+
     def _init_trainer(self) -> None:
         self.optimizer = None
         self.loss = None
@@ -249,6 +252,9 @@ class Trainer:
         value = float(loss.data)
         if self._loss_tracker is not None:
             self._loss_tracker.update_state(value, sample_weight=_batch_size(y_pred))
+        if self._replicas is not None:  # fit(distribute=True): the ranks average, step together
+            self._replicas.apply_gradients(self, loss, value)
+            return self.compute_metrics(x, y, y_pred, sample_weight)
         if not math.isfinite(value):
             return self.get_metrics_result()  # the update is skipped; fit decides what follows
         weights = self._weights_and_flags()
@@ -409,6 +415,7 @@ class Trainer:
         sample_weight=None,
         initial_epoch: int = 0,
         steps_per_epoch: int | None = None,
+        distribute: bool = False,
     ) -> History:
         """Train for ``epochs`` passes over the data, calling :meth:`train_step` per batch.
 
@@ -434,6 +441,12 @@ class Trainer:
         the weight of its class (labels as integers, one-hot rows or one 0/1 column); with
         ``sample_weight`` the two are multiplied. Every class in ``y`` needs a weight.
         Validation data is not class-weighted (Keras).
+
+        ``distribute=True`` trains data-parallel on the ranks started by an MPI launcher
+        (``mpiexec -n 4 python train.py``, every rank calling ``fit``): each rank takes its shard
+        of every global batch of ``batch_size`` samples and the gradients are averaged, so the
+        run follows the single-process one; only rank 0 prints and writes checkpoints. Without a
+        launcher it is the same as ``distribute=False``. See :mod:`ember.distributed`.
 
         Returns:
             A :class:`~ember.callbacks.History` whose ``.history`` maps ``"loss"``, each metric
@@ -464,10 +477,26 @@ class Trainer:
                     f"{method}: validation_data must be (x_val, y_val) or (x_val, y_val, "
                     "sample_weight), or an iterable of batches"
                 )
+        if not isinstance(distribute, bool):
+            raise TypeError(f"{method}: distribute must be True or False, got {distribute!r}")
         train, validation = self._fit_batches(
             x, y, sample_weight, class_weight, batch_size, shuffle, validation_split,
             validation_data, steps_per_epoch, method,
         )
+        if not distribute:
+            return self._fit_epochs(train, validation, callbacks, epochs, initial_epoch, verbose)
+        from ember import distributed  # here: mpi4py is imported only under an MPI launcher
+
+        with distributed.replicate(self, method) as replicas:
+            if replicas is not None:  # several ranks: shard the data, rank 0 alone prints
+                train, validation, callbacks, verbose = replicas.prepare(
+                    train, validation, callbacks, verbose
+                )
+            return self._fit_epochs(train, validation, callbacks, epochs, initial_epoch, verbose)
+
+    def _fit_epochs(self, train, validation, callbacks, epochs, initial_epoch, verbose) -> History:
+        """The epochs of ``fit``, with its callbacks and progress bar; returns the History."""
+        method = f"{self.name}.fit"
         if isinstance(callbacks, Callback):  # a single callback, as Keras accepts
             callbacks = [callbacks]
         history = History()
@@ -487,9 +516,13 @@ class Trainer:
             bar = progress_bar(verbose, train.steps, f"Epoch {epoch + 1}/{epochs}")
             try:
                 logs = self._run_epoch(train, epoch, epochs, callback_list, bar, method)
+                if self._replicas is not None:  # batch-norm statistics: alike on every rank
+                    self._replicas.sync_non_trainable(self)
                 if validation is not None:
                     callback_list.on_test_begin()
                     val_logs = self._evaluate_batches(validation, callback_list)
+                    if self._replicas is not None:
+                        val_logs = self._replicas.reduce_logs(self, val_logs)
                     callback_list.on_test_end(val_logs)
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 if bar is not None:  # the epoch's line ends with its validation results
@@ -500,6 +533,8 @@ class Trainer:
             if verbose == 2:
                 print(f"Epoch {epoch + 1}/{epochs} - {format_logs(logs)}", flush=True)
             callback_list.on_epoch_end(epoch, logs)
+            if self._replicas is not None:  # a stop requested on any rank stops them all
+                self.stop_training = self._replicas.agree(self.stop_training)
             if self.stop_training:
                 break
         callback_list.on_train_end(logs)  # the last epoch's logs, as Keras passes
@@ -512,7 +547,10 @@ class Trainer:
         for step, batch in enumerate(train.epoch()):
             callback_list.on_train_batch_begin(step)
             try:
-                logs = _floats(self.train_step(pack_batch(*batch)))
+                if self._replicas is None:
+                    logs = _floats(self.train_step(pack_batch(*batch)))
+                else:  # this rank's shard of the batch; logs reduced over the ranks
+                    logs = self._replicas.train_batch(self, batch)
                 value = logs.get("loss")
                 finite = value is None or math.isfinite(value)
                 problem = None if finite else f"the loss became {value}"
@@ -535,6 +573,8 @@ class Trainer:
                 bar.set_postfix_str(format_logs(logs), refresh=False)
                 bar.update(1)
             callback_list.on_train_batch_end(step, logs)
+            if self._replicas is not None:
+                self.stop_training = self._replicas.agree(self.stop_training)
             if self.stop_training:
                 break
         if step < 0:
