@@ -68,7 +68,6 @@ import math
 import os
 import pickle
 import re
-import stat
 import struct
 import zipfile
 from collections.abc import Callable, Mapping
@@ -86,7 +85,7 @@ from ember.layers.normalization import BatchNormalization, LayerNormalization
 from ember.layers.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNNCell
 from ember.layers.reshaping import Permute, RepeatVector, Reshape
 from ember.models.model import Model, Sequential
-from ember.models.saving import _fsync_directory, _new_temp_file
+from ember.models.saving import write_bytes_atomically
 from ember.tensor import Tensor
 
 __all__ = [
@@ -150,37 +149,6 @@ def _assign(pairs) -> None:
     """Every value was checked already: this cannot fail halfway."""
     for param, value in pairs:
         param.data = np.array(value, dtype=param.dtype, copy=True)
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` all at once or not at all: a temporary file in the same directory,
-    fsynced, then renamed over the target (as ``ember.models.saving`` writes checkpoints)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        previous_mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        previous_mode = None
-    fd, tmp_name = _new_temp_file(path)
-    try:
-        try:
-            if previous_mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(fd, previous_mode)  # a replaced file keeps its permission bits
-            f = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            raise
-        with f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(path.parent)
 
 
 # ------------------------------------------------------------------------------ safetensors
@@ -338,7 +306,7 @@ def save_safetensors(model, path, metadata: dict | None = None) -> None:
     safetensors_numpy = _require("safetensors.numpy", func)
     tensors = {name: np.ascontiguousarray(p.data) for name, p in named}
     header = {"format": "np", "producer": f"ember {__version__}", **extra}
-    _write_bytes_atomic(path, safetensors_numpy.save(tensors, metadata=header))
+    write_bytes_atomically(path, safetensors_numpy.save(tensors, metadata=header))
 
 
 def load_safetensors(model, path, strict: bool = True) -> LoadResult:

@@ -79,6 +79,7 @@ from ember.layers import (
     transformer,
 )
 from ember.layers.node import SymbolicTensor
+from ember.models.saving import write_bytes_atomically
 from ember.ops.activations import SELU_ALPHA, SELU_SCALE
 from ember.ops.conv import same_padding
 
@@ -1388,28 +1389,6 @@ def _build_model(model, opset: int, input_shapes, onnx):
     return result
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    """All of ``payload`` at ``path`` or nothing (a temporary file renamed over it), as
-    ``ember.models.saving`` writes checkpoints."""
-    from ember.models import saving
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = saving._new_temp_file(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    saving._fsync_directory(path.parent)
-
-
 def export(model, path, opset: int | None = None, input_shapes=None) -> Path:
     """Write ``model``'s inference graph to ``path`` as an ONNX model; returns the path.
 
@@ -1463,5 +1442,5 @@ def export(model, path, opset: int | None = None, input_shapes=None) -> Path:
         raise ValueError(f"export: path must be a file, '{target}' is a directory")
     opset = _check_opset(opset, onnx)
     proto = _build_model(model, opset, input_shapes, onnx)
-    _write_atomic(target, proto.SerializeToString())
+    write_bytes_atomically(target, proto.SerializeToString())
     return target

@@ -110,8 +110,17 @@ def _new_temp_file(path: Path) -> tuple[int, str]:
 
 def _write_atomic(path: Path, payload: bytes) -> None:
     """Write header + payload to ``path`` all at once or not at all (see the module docstring)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(payload), hashlib.sha256(payload).digest())
+    write_bytes_atomically(path, header, payload)
+
+
+def write_bytes_atomically(path: Path, *chunks: bytes) -> None:
+    """``chunks`` to ``path`` all at once or not at all: a new temporary file in the same folder
+    (missing folders are created), fsynced, renamed over ``path`` and the folder fsynced; a
+    replaced file keeps its permission bits. The one atomic writer of every Ember file format
+    (checkpoints, safetensors, ONNX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         previous_mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777
     except FileNotFoundError:
@@ -129,8 +138,8 @@ def _write_atomic(path: Path, payload: bytes) -> None:
             os.close(fd)
             raise
         with f:
-            f.write(header)
-            f.write(payload)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
