@@ -194,6 +194,25 @@ def _input_grad(g_2d, kernel, padded_shape, strides, dilation, out_hw) -> np.nda
     return grad
 
 
+def _conv2d_input_grad(g, kernel, x_shape, padded_shape, pads, strides, dilation, out_hw,
+                       fast: bool) -> np.ndarray:  # fmt: skip
+    """d conv2d / d x for the output gradient ``g`` (N, Ho, Wo, F) and an HWIO ``kernel``."""
+    kh, kw, c_in, filters = kernel.shape
+    g_2d = g.reshape(-1, filters)
+    if fast:  # one GEMM of inner dimension F, then col2im on both cores (see the module doc)
+        patches = (g_2d @ kernel.reshape(-1, filters).T).reshape(*g.shape[:3], kh, kw, c_in)
+        return _crop(_col2im(patches, padded_shape, (kh, kw), strides, dilation, out_hw),
+                     pads, x_shape)  # fmt: skip
+    # the one-convolution form pays only when its patch copy of g (9·F columns) is no wider
+    # than the per-tap products' output (9·C): BENCHMARKS.md, commit 3b80db9
+    if strides == (1, 1) and filters <= c_in:
+        gx = _input_grad_stride1(g, kernel, pads, dilation, x_shape[1:3])
+        if gx is not None:
+            return gx
+    grad = _input_grad(g_2d, kernel, padded_shape, strides, dilation, out_hw)
+    return _crop(grad, pads, x_shape)
+
+
 def _crop(grad: np.ndarray, pads, shape) -> np.ndarray:
     (top, _), (left, _) = pads
     return grad[:, top : top + shape[1], left : left + shape[2], :]
@@ -290,22 +309,9 @@ def conv2d(
             gb = g_2d.sum(axis=0)
         if kernel.requires_grad:
             gk = (cols.T @ g_2d).reshape(kernel.shape)
-        if x.requires_grad and fast is not None:
-            # one GEMM of inner dimension F, then col2im on both cores (see the module doc)
-            patches = (g_2d @ kernel_2d.T).reshape(n, out_hw[0], out_hw[1], kh, kw, c_in)
-            gx = _crop(_col2im(patches, padded.shape, (kh, kw), strides, dilation, out_hw),
-                       pads, x.shape)  # fmt: skip
-        elif x.requires_grad:
-            # the one-convolution form pays only when its patch copy of g (9·F columns) is no
-            # wider than the per-tap products' output (9·C): BENCHMARKS.md, commit 3b80db9
-            if strides == (1, 1) and filters <= c_in:
-                gx = _input_grad_stride1(g, kernel.data, pads, dilation, x.shape[1:3])
-            if gx is None:
-                gx = _crop(
-                    _input_grad(g_2d, kernel.data, padded.shape, strides, dilation, out_hw),
-                    pads,
-                    x.shape,
-                )
+        if x.requires_grad:
+            gx = _conv2d_input_grad(g, kernel.data, x.shape, padded.shape, pads, strides,
+                                    dilation, out_hw, fast is not None)  # fmt: skip
         return (gx, gk) if bias is None else (gx, gk, gb)
 
     parents = (x, kernel) if bias is None else (x, kernel, bias)
