@@ -345,3 +345,49 @@ def test_parameters_are_stored_row_major():
     layer = ember.layers.LSTM(8)
     layer.build((None, 5, 3))
     assert all(p.data.flags.c_contiguous for p in layer.weights)
+
+
+def _layer_norm_run(choice, x, with_gamma, with_beta, x_needs_grad=True):
+    from ember.ops.normalization import normalize
+
+    rng = np.random.default_rng(14)
+    features = x.shape[-1]
+    with kernels.use(choice):
+        tx = ember.Tensor(x, requires_grad=x_needs_grad)
+        gamma = ember.Tensor(rng.standard_normal(features).astype(x.dtype), requires_grad=True)
+        beta = ember.Tensor(rng.standard_normal(features).astype(x.dtype), requires_grad=True)
+        out, mean, var = normalize(
+            tx, (x.ndim - 1,), gamma if with_gamma else None, beta if with_beta else None,
+            1e-5, (1,) * (x.ndim - 1) + (features,),
+        )  # fmt: skip
+        weights = rng.standard_normal(out.shape).astype(x.dtype)
+        (out * weights).sum().backward()
+        grads = [tx.grad, gamma.grad if with_gamma else None, beta.grad if with_beta else None]
+        return [out.numpy(), mean, var, *grads]
+
+
+@pytest.mark.parametrize("shape", [(4, 5, 16), (7, 3), (1, 33)])
+@pytest.mark.parametrize("with_gamma, with_beta", [(True, True), (False, True), (True, False)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_kernel_matches_the_numpy_reference(shape, with_gamma, with_beta, dtype):
+    """Output, statistics and every gradient within float rounding (sums in another order)."""
+    x = (np.random.default_rng(15).standard_normal(shape) * 3 + 1).astype(dtype)
+    fast = _layer_norm_run("numba", x, with_gamma, with_beta)
+    ref = _layer_norm_run("numpy", x, with_gamma, with_beta)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for a, r in zip(fast, ref):
+        if r is None:
+            assert a is None
+            continue
+        assert a.dtype == dtype and a.shape == r.shape
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol)
+
+
+def test_layer_norm_kernel_takes_strided_input_and_frozen_input():
+    base = np.random.default_rng(16).standard_normal((6, 10, 8)).astype(np.float32)
+    x = base.transpose(1, 0, 2)  # a strided view
+    fast = _layer_norm_run("numba", x, True, True, x_needs_grad=False)
+    ref = _layer_norm_run("numpy", x, True, True, x_needs_grad=False)
+    assert fast[3] is None and ref[3] is None
+    for a, r in zip(fast[:3] + fast[4:], ref[:3] + ref[4:]):
+        np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-5)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ember import kernels
 from ember.backend import xp
 from ember.tensor import Tensor
 
@@ -71,6 +72,9 @@ def normalize(
     param_shape = stat_shape if param_shape is None else tuple(param_shape)
     param_axes = tuple(i for i, n in enumerate(param_shape) if n == 1 and data.shape[i] != 1)
     eps = data.dtype.type(epsilon)
+    fast = kernels.get("normalization")
+    if fast is not None and _is_layer_norm(data, axes, param_shape):
+        return _layer_norm_fast(fast, x, gamma, beta, eps, stat_shape)
 
     mean = data.mean(axis=axes, keepdims=True)
     x_hat = data - mean  # centred now, standardised in place below
@@ -116,6 +120,44 @@ def normalize(
 
     parents = (x, _or_placeholder(gamma, data.dtype), _or_placeholder(beta, data.dtype))
     return Tensor._from_op(out, parents, backward, "normalize"), mean, var
+
+
+def _is_layer_norm(data: np.ndarray, axes: tuple, param_shape: tuple) -> bool:
+    """Statistics over the last axis only, γ/β (if any) per feature of that axis, floats."""
+    return (
+        data.dtype.kind == "f"
+        and data.ndim >= 1
+        and data.size > 0
+        and axes == (data.ndim - 1,)
+        and all(n == 1 for n in param_shape[:-1])
+        and param_shape[-1] == data.shape[-1]
+    )
+
+
+def _layer_norm_fast(fast, x: Tensor, gamma, beta, eps, stat_shape: tuple):
+    """``normalize`` over the last axis with the fused kernels (``ember.kernels.normalization``)."""
+    data = x.data
+    features = data.shape[-1]
+    g_arr = None if gamma is None else gamma.data.reshape(-1)
+    b_arr = None if beta is None else beta.data.reshape(-1)
+    out, x_hat, mean, var, inv_std = fast.layer_norm_forward(
+        data.reshape(-1, features), g_arr, b_arr, eps
+    )
+
+    def backward(g):
+        want_x = x.requires_grad
+        dx, d_gamma, d_beta = fast.layer_norm_backward(
+            g.reshape(-1, features), x_hat, inv_std, g_arr, want_x
+        )
+        return (
+            None if dx is None else dx.reshape(data.shape),
+            d_gamma.reshape(gamma.shape) if gamma is not None and gamma.requires_grad else None,
+            d_beta.reshape(beta.shape) if beta is not None and beta.requires_grad else None,
+        )
+
+    parents = (x, _or_placeholder(gamma, data.dtype), _or_placeholder(beta, data.dtype))
+    result = Tensor._from_op(out.reshape(data.shape), parents, backward, "normalize")
+    return result, mean.reshape(stat_shape), var.reshape(stat_shape)
 
 
 def normalize_inference(
