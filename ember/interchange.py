@@ -85,7 +85,7 @@ from ember.layers.normalization import BatchNormalization, LayerNormalization
 from ember.layers.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNNCell
 from ember.layers.reshaping import Permute, RepeatVector, Reshape
 from ember.models.model import Model, Sequential
-from ember.models.saving import write_bytes_atomically
+from ember.models.saving import compare_by_name, write_bytes_atomically
 from ember.tensor import Tensor
 
 __all__ = [
@@ -160,6 +160,12 @@ _ST_DTYPES = {
     "U64": (np.uint64, 8), "BOOL": (np.bool_, 1),
 }  # fmt: skip
 _ST_HEADER_LIMIT = 100_000_000  # bytes of JSON header: the safetensors library's own limit
+
+
+def _st_dtype_matches(entry, weight) -> bool:
+    """A safetensors dtype code (``"F32"``) that is exactly the weight's NumPy dtype."""
+    numpy_type = _ST_DTYPES[entry.dtype][0]
+    return numpy_type is not None and np.dtype(numpy_type) == weight.dtype
 
 
 class _STEntry(NamedTuple):
@@ -325,27 +331,7 @@ def load_safetensors(model, path, strict: bool = True) -> LoadResult:
     path = _path(path, func)
     named = dict(_named(model, func))
     entries, data_start = _read_st_header(path, func)
-    missing = [name for name in named if name not in entries]
-    unexpected = [name for name in entries if name not in named]
-    problems = []
-    if strict and missing:
-        problems.append("missing from the file: " + ", ".join(missing))
-    if strict and unexpected:
-        problems.append("unexpected in the file: " + ", ".join(unexpected))
-    for name, p in named.items():
-        entry = entries.get(name)
-        if entry is None:
-            continue
-        if entry.shape != p.shape:
-            problems.append(
-                f"size mismatch for {name}: the file has shape {entry.shape}, the model's "
-                f"weight has shape {p.shape}"
-            )
-        elif _ST_DTYPES[entry.dtype][0] is None or np.dtype(_ST_DTYPES[entry.dtype][0]) != p.dtype:
-            problems.append(
-                f"dtype mismatch for {name}: the file has {entry.dtype}, the model's weight "
-                f"has {p.dtype}"
-            )
+    missing, unexpected, problems = compare_by_name(named, entries, strict, _st_dtype_matches)
     if problems:
         raise ValueError(
             f"{func}: cannot load '{path}' into {model.name}: nothing was loaded: "

@@ -1,5 +1,7 @@
-"""Convolution helpers: the bias + ReLU passes around the convolution's GEMM.
+"""Convolution helpers: the bias + ReLU passes around the convolution's GEMM, and col2im.
 
+* :func:`col2im` sums the patch gradients of the input-gradient GEMM back onto the image, tap
+  by tap per image on every core (the reference: ``ember.ops.conv._col2im``; the same sums).
 * :func:`add_bias_relu` adds the bias and applies ``max(·, 0)`` in one pass over the GEMM's
   output, in place (the reference: ``out += bias`` then ``np.maximum(out, 0, out=out)``).
 * :func:`relu_backward_bias` masks the output gradient by ``out > 0`` and sums it per filter

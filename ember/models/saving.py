@@ -528,30 +528,38 @@ def _match_by_name(named, file_weights) -> tuple[list[_Member], list[str]]:
     """The members in the model's weight order, and the problems (missing, unexpected,
     mismatched) when the names and shapes do not all agree."""
     stored = dict(file_weights)
-    names = [name for name, _, _ in named]
-    known = set(names)
-    missing = [name for name in names if name not in stored]
-    unexpected = [name for name in stored if name not in known]
+    _, _, problems = compare_by_name({name: p for name, p, _ in named}, stored)
+    return [stored.get(name) for name, _, _ in named], problems
+
+
+def compare_by_name(weights: dict, stored: dict, strict: bool = True, same_dtype=None):
+    """``(missing, unexpected, problems)`` between a model's ``weights`` (name → tensor) and
+    the ``stored`` entries of a file (name → anything with ``shape`` and ``dtype``): the names
+    each side lacks (problems only when ``strict``), then every shape or dtype mismatch, in
+    the words every weight loader uses. ``same_dtype(entry, weight)`` decides the dtype match
+    (default: equal ``dtype``)."""
+    missing = [name for name in weights if name not in stored]
+    unexpected = [name for name in stored if name not in weights]
     problems = []
-    if missing:
+    if strict and missing:
         problems.append("missing from the file: " + ", ".join(missing))
-    if unexpected:
+    if strict and unexpected:
         problems.append("unexpected in the file: " + ", ".join(unexpected))
-    for name, p, _ in named:
-        member = stored.get(name)
-        if member is None:
+    for name, p in weights.items():
+        entry = stored.get(name)
+        if entry is None:
             continue
-        if member.shape != p.shape:
+        if tuple(entry.shape) != tuple(p.shape):
             problems.append(
-                f"size mismatch for {name}: the file has shape {member.shape}, the model's "
-                f"weight has shape {p.shape}"
+                f"size mismatch for {name}: the file has shape {tuple(entry.shape)}, the "
+                f"model's weight has shape {p.shape}"
             )
-        elif member.dtype != p.dtype:
+        elif not (entry.dtype == p.dtype if same_dtype is None else same_dtype(entry, p)):
             problems.append(
-                f"dtype mismatch for {name}: the file has {member.dtype}, the model's weight "
+                f"dtype mismatch for {name}: the file has {entry.dtype}, the model's weight "
                 f"has {p.dtype}"
             )
-    return [stored.get(name) for name in names], problems
+    return missing, unexpected, problems
 
 
 def _match_by_position(named, file_weights) -> tuple[list[_Member], list[str]]:
