@@ -326,15 +326,75 @@ def _lstm_run(choice, dtype, masked=False):
 
 
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lstm_step_kernels_are_bit_identical_to_the_numpy_steps(masked, dtype):
-    """The fused cell update (forward) and step back (backward through time) do the reference's
-    float operations in its order: outputs and gradients are identical, not merely close."""
-    fast, ref = _lstm_run("numba", dtype, masked), _lstm_run("numpy", dtype, masked)
+def test_lstm_kernels_in_float64_are_bit_identical_to_the_numpy_steps(masked):
+    """float64 (gradcheck's dtype) keeps NumPy's forward and the fused step back, which does the
+    reference's float operations in its order: outputs and gradients identical, not merely close."""
+    fast, ref = _lstm_run("numba", np.float64, masked), _lstm_run("numpy", np.float64, masked)
     assert len(fast) == len(ref)
     for a, r in zip(fast, ref):
-        assert a.dtype == dtype
+        assert a.dtype == np.float64
         np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_kernels_in_float32_match_the_numpy_steps(masked, monkeypatch):
+    """float32 runs the fused forward step (its own tanh, within ~5 ulp of the true one) and
+    the fused step back: outputs and gradients agree with the reference to float32 rounding."""
+    from ember.kernels import recurrent as fused
+
+    calls = []
+    original = fused.lstm_forward_step
+    monkeypatch.setattr(fused, "lstm_forward_step", lambda *a: calls.append(1) or original(*a))
+    fast = _lstm_run("numba", np.float32, masked)
+    assert len(calls) == 7  # one per step
+    ref = _lstm_run("numpy", np.float32, masked)
+    for a, r in zip(fast, ref):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-5 * np.abs(r).max())
+
+
+def test_lstm_backward_step_is_bit_identical_to_the_numpy_step():
+    """One step back from the same saved state: the kernel (output gradient added inside) and
+    ``_output_grad`` + ``_lstm_step_back`` give identical gate and cell-state gradients."""
+    from ember.kernels import recurrent as fused
+    from ember.ops import recurrent as ref
+
+    rng = np.random.default_rng(3)
+    batch, steps, units = 5, 4, 37  # an odd width: the vector loops' remainders
+    gates = np.tanh(rng.standard_normal((4, steps, batch, units), dtype=np.float32))
+    c_all = rng.standard_normal((steps + 1, batch, units), dtype=np.float32)
+    tanh_c = np.tanh(c_all[1:])
+    out_grad = rng.standard_normal((batch, steps + 2, units), dtype=np.float32)
+    dh0 = rng.standard_normal((batch, units), dtype=np.float32)
+    dc0 = rng.standard_normal((batch, units), dtype=np.float32)
+    t = 2
+    dh, dc, d = dh0.copy(), dc0.copy(), np.zeros((batch, 4 * units), np.float32)
+    fused.lstm_backward_step(dh, dc, d, gates, t, c_all, tanh_c, out_grad)
+    dh_r, dc_r, d_r = dh0.copy(), dc0.copy(), np.zeros((batch, 4 * units), np.float32)
+    ref._output_grad(dh_r, out_grad, t, None, False)
+    scratch = [np.empty_like(dh0) for _ in range(2)]
+    ref._lstm_step_back(dh_r, dc_r, d_r, gates[:, t], c_all[t], tanh_c[t], *scratch)
+    np.testing.assert_array_equal(d, d_r)
+    np.testing.assert_array_equal(dc, dc_r)
+    np.testing.assert_array_equal(dh, dh_r)
+
+
+def test_kernel_tanh_is_within_a_few_ulp_of_the_true_tanh():
+    """The float32 tanh the LSTM step inlines, on 2 million points from 1e-12 to 12 and
+    their negatives, against float64 tanh rounded: at most 6 ulp (NumPy's float32: ~1.4);
+    odd, exactly 0 at 0, ±1 beyond the clamp and at ±inf, NaN stays NaN."""
+    from ember.kernels.recurrent import tanh_f32
+
+    x = np.concatenate([np.linspace(0, 12, 1_000_001), np.logspace(-12, 1, 200_001)])
+    x = np.concatenate([x, -x]).astype(np.float32)
+    exact = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    error_ulp = np.abs(tanh_f32(x) - exact) / ulp
+    assert error_ulp.max() <= 6.0, error_ulp.max()
+    np.testing.assert_array_equal(tanh_f32(-x), -tanh_f32(x))
+    special = tanh_f32(np.array([0.0, 9.5, -50.0, np.inf, -np.inf, np.nan], np.float32))
+    np.testing.assert_array_equal(special[:5], [0.0, 1.0, -1.0, 1.0, -1.0])
+    assert np.isnan(special[5])
 
 
 def test_parameters_are_stored_row_major():

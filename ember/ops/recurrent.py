@@ -286,27 +286,30 @@ def _lstm_forward(x_tm, h0, c0, kernel, recurrent, bias, mask, rmask):
     w = _halved(_lstm_order(kernel, units), sig)
     u = _halved(_lstm_order(recurrent, units), sig)
     bias = None if bias is None else _halved(_lstm_order(bias, units), sig)
-    gates = _project_gates(x_tm, w, bias, 4)
+    fast = kernels.get("recurrent") if x_tm.dtype == np.float32 else None
+    # the kernel adds the bias in its pass over the step: not a pass over all steps here
+    gates = _project_gates(x_tm, w, None if fast is not None else bias, 4)
+    if fast is not None and bias is None:
+        bias = xp.zeros(4 * units, x_tm.dtype)
     h_all, c_all = _initial_buffer(h0, steps), _initial_buffer(c0, steps)
     tanh_c = xp.empty((steps, batch, units), x_tm.dtype)
     rec = xp.empty((batch, 4 * units), x_tm.dtype)
     rec_by_gate = rec.reshape(batch, 4, units).transpose(1, 0, 2)
     tmp = xp.empty_like(h0)
     h_in = None if rmask is None else xp.empty_like(h0)
-    fast = kernels.get("recurrent")
     for t in range(steps):
         _recurrent_product(h_all[t], u, rmask, h_in, rec)
-        g = gates[:, t]
-        g += rec_by_gate
-        np.tanh(g, out=g)
         c = c_all[t + 1]
-        if fast is not None:  # the same operations in one pass
-            fast.lstm_cell(g, c_all[t], c)
+        if fast is not None:  # the step's gate math in one pass (float32)
+            fast.lstm_forward_step(gates, t, rec, bias, c_all, tanh_c, h_all)
         else:
+            g = gates[:, t]
+            g += rec_by_gate
+            np.tanh(g, out=g)
             _sigmoid_from_tanh(g[:3])
             np.multiply(g[1], c_all[t], out=c)
             c += np.multiply(g[0], g[3], out=tmp)
-        np.multiply(g[2], np.tanh(c, out=tanh_c[t]), out=h_all[t + 1])
+            np.multiply(g[2], np.tanh(c, out=tanh_c[t]), out=h_all[t + 1])
         _carry(c, c_all[t], mask, t)
         _carry(h_all[t + 1], h_all[t], mask, t)
     return gates, h_all, c_all, tanh_c
@@ -354,11 +357,14 @@ def _lstm_backward_through_time(g, saved, recurrent, mask, rmask, zero_output):
     u_t = np.ascontiguousarray(_lstm_order(recurrent, units).T)
     tmp, tmp2 = xp.empty_like(dh), xp.empty_like(dh)
     fast = kernels.get("recurrent")
+    # the kernel adds the output gradient itself unless masked steps need _output_grad's care
+    out_grad = np.ascontiguousarray(g) if fast is not None and mask is None else None
     for t in range(steps - 1, -1, -1):
-        _output_grad(dh, g, t, mask, zero_output)
+        if out_grad is None:
+            _output_grad(dh, g, t, mask, zero_output)
         kept = _split_masked(dh, dc, mask, t)
         if fast is not None:  # the same operations in one pass
-            fast.lstm_step_back(dh, dc, dg[t], gates[:, t], c_all[t], tanh_c[t])
+            fast.lstm_backward_step(dh, dc, dg[t], gates, t, c_all, tanh_c, out_grad)
         else:
             _lstm_step_back(dh, dc, dg[t], gates[:, t], c_all[t], tanh_c[t], tmp, tmp2)
         np.matmul(dg[t], u_t, out=dh)
