@@ -451,3 +451,83 @@ def test_layer_norm_kernel_takes_strided_input_and_frozen_input():
     assert fast[3] is None and ref[3] is None
     for a, r in zip(fast[:3] + fast[4:], ref[:3] + ref[4:]):
         np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-5)
+
+
+def _attention_run(choice, dtype, shape=(2, 3, 6, 4), with_weights=False, **kwargs):
+    """Output, weights (when asked) and the q, k, v gradients of scaled_dot_product_attention
+    under one kernel selection."""
+    rng = np.random.default_rng(17)
+    with kernels.use(choice):
+        q, k, v = (ember.Tensor(rng.standard_normal(shape).astype(dtype) * 2,
+                                requires_grad=True) for _ in range(3))  # fmt: skip
+        out = ops.scaled_dot_product_attention(q, k, v, return_weights=with_weights, **kwargs)
+        out, weights = out if with_weights else (out, None)
+        loss = (out * out).sum()
+        if weights is not None:
+            loss = loss + (weights * weights).sum()
+        loss.backward()
+        values = [out.numpy()] + ([] if weights is None else [weights.numpy()])
+        return values + [t.grad for t in (q, k, v)]
+
+
+_KEEP = np.random.default_rng(5).random((6, 6)) > 0.4
+_KEEP[2] = False  # a query that may attend to nothing: zeros, never NaN
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"is_causal": True}, {"mask": _KEEP}, {"mask": _KEEP[None, None]},
+     {"mask": _KEEP, "is_causal": True, "with_weights": True}, {"scale": 0.3}],
+    ids=["plain", "causal", "mask_2d", "mask_4d_ones", "mask_causal_weights", "scale"],
+)  # fmt: skip
+def test_attention_softmax_kernels_match_the_numpy_reference(dtype, kwargs, monkeypatch):
+    """The fused column softmax does the reference's operations in its order (bit-identical
+    probabilities); its gradient sums in another order (float rounding). A fully masked query
+    gives a zero row and finite gradients under both."""
+    from ember.kernels import attention as fused
+
+    calls = []
+    original = fused.softmax_key_major
+    monkeypatch.setattr(fused, "softmax_key_major", lambda *a: calls.append(1) or original(*a))
+    fast = _attention_run("numba", dtype, **kwargs)
+    assert calls == [1]
+    ref = _attention_run("numpy", dtype, **kwargs)
+    np.testing.assert_array_equal(fast[0], ref[0])  # the output: bit-identical weights
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, r in zip(fast, ref):
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol * np.abs(r).max())
+    if "mask" in kwargs:
+        np.testing.assert_array_equal(fast[0][:, :, 2], 0.0)
+
+
+def test_attention_kernels_leave_additive_and_per_sample_masks_to_numpy(monkeypatch):
+    """A float (additive) mask, or a boolean mask that differs between samples, takes the
+    NumPy path; the results are the reference's."""
+    from ember.kernels import attention as fused
+
+    monkeypatch.setattr(fused, "softmax_key_major", lambda *a: pytest.fail("kernel used"))
+    per_sample = np.random.default_rng(2).random((2, 1, 6, 6)) > 0.3
+    additive = np.random.default_rng(3).standard_normal((6, 6))
+    for mask in (per_sample, additive):
+        fast = _attention_run("numba", np.float64, mask=mask)
+        ref = _attention_run("numpy", np.float64, mask=mask)
+        for a, r in zip(fast, ref):
+            np.testing.assert_array_equal(a, r)
+
+
+def test_attention_softmax_kernel_propagates_nan_like_numpy():
+    """A NaN score makes its whole column NaN, as the reference's maximum and sum do."""
+    from ember.kernels import attention as fused
+    from ember.ops import attention as reference
+
+    scores = np.random.default_rng(4).standard_normal((2, 5, 4)).astype(np.float32)
+    scores[1, 3, 2] = np.nan
+    blocked = np.zeros((5, 4), bool)
+    blocked[:, 1] = True  # and one column with nothing to attend to
+    ref = reference._softmax_inplace(scores * np.float32(0.5), blocked, -2)
+    fast = scores.copy()
+    fused.softmax_key_major(fast, 0.5, blocked)
+    np.testing.assert_array_equal(fast, ref)
+    assert np.isnan(fast[1, :, 2]).all() and (fast[:, :, 1] == 0).all()

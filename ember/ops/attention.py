@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from ember import kernels
 from ember.backend import xp
 from ember.ops._core import as_tensor, unbroadcast
 from ember.tensor import Tensor
@@ -163,6 +164,30 @@ def _score_grads(ds_t: np.ndarray, query: Tensor, key: Tensor, scale: float):
     if key.requires_grad:
         dk = unbroadcast(xp.matmul(ds_t, query.data), key.shape)
     return dq, dk
+
+
+def _softmax_kernels(scores: np.ndarray, blocked, bias):
+    """``ember.kernels.attention`` when it can take these key-major scores: kernels active, a
+    contiguous float array, no additive mask, and a boolean mask (if any) that is one ``(S, L)``
+    plane shared by every batch entry and head (a causal mask, a padding mask of one sample)."""
+    if bias is not None or scores.ndim < 2 or not scores.flags.c_contiguous:
+        return None
+    if blocked is not None and _plane(blocked).shape != scores.shape[-2:]:
+        return None
+    return kernels.get("attention")
+
+
+def _plane(blocked):
+    """A mask broadcast only along leading length-1 axes, as its ``(S, L)`` plane, else the
+    mask unchanged (``None`` stays ``None``)."""
+    if blocked is None or blocked.ndim < 2 or any(n != 1 for n in blocked.shape[:-2]):
+        return blocked
+    return np.ascontiguousarray(blocked.reshape(blocked.shape[-2:]))
+
+
+def _blocks(scores: np.ndarray) -> np.ndarray:
+    """A contiguous ``(..., S, L)`` array as ``(blocks, S, L)`` (a view)."""
+    return scores.reshape(-1, *scores.shape[-2:])
 
 
 # -------------------------------------------------------------------------------- masks
@@ -318,10 +343,15 @@ def scaled_dot_product_attention(
     full = np.broadcast_shapes(scores.shape, *(m.shape for m in (blocked, bias) if m is not None))
     if full != scores.shape:  # the mask has batch axes that query and key lack (rare)
         scores = xp.broadcast_to(scores, full).copy()
-    scores *= scale
-    if bias is not None:
-        scores += bias
-    weights = _softmax_inplace(scores, blocked, -2)
+    fast = _softmax_kernels(scores, blocked, bias)
+    if fast is not None:  # the same operations, a block of scores at a time on both cores
+        weights = scores
+        fast.softmax_key_major(_blocks(scores), scale, _plane(blocked))
+    else:
+        scores *= scale
+        if bias is not None:
+            scores += bias
+        weights = _softmax_inplace(scores, blocked, -2)
     keep = None
     dropped = weights
     if rate > 0.0:
@@ -353,7 +383,11 @@ def _attention_nodes(query, key, value, out, weights, dropped, keep, rate, scale
             if keep is not None:
                 xp.multiply(dp, keep, out=dp)
                 dp *= dtype.type(1.0 / (1.0 - rate))
-            dq, dk = _score_grads(_softmax_vjp_inplace(dp, weights, -2), query, key, scale)
+            if _softmax_kernels(dp, None, None) is not None and weights.shape == dp.shape:
+                kernels.get("attention").softmax_vjp_key_major(_blocks(dp), _blocks(weights))
+            else:
+                _softmax_vjp_inplace(dp, weights, -2)
+            dq, dk = _score_grads(dp, query, key, scale)
         return dq, dk, dv
 
     output = Tensor._from_op(out, (query, key, value), backward, _SDPA)
