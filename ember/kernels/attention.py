@@ -11,8 +11,10 @@ the rows as NumPy's reduction over the axis does — so the probabilities are bi
 The gradient ``p · (dp − Σ dp·p)`` is one kernel; its column sums are taken in another order
 than the reference's ``einsum``, so it agrees to float rounding.
 
-Transformer benchmark shapes (batch 32, 4 heads, 128 × 128, causal): the softmax 4.6 → 2.0 ms
-and its gradient 2.4 → 0.7 ms per attention call.
+Transformer benchmark shapes (batch 32, 4 heads, 128 × 128, causal): the softmax 4.9 → 4.0 ms
+(the exponential is 1.2 of it) and its gradient 2.3 → 1.6-1.7 ms; the attention op, forward and
+backward, 18.1 → 14.3 ms. Each parallel loop costs ~0.15 ms to start, so below ~1M scores the
+op keeps NumPy's passes.
 """
 
 from __future__ import annotations
