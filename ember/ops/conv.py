@@ -7,7 +7,10 @@ so backward never builds it a second time. The input gradient, with the fast ker
 (``ember.kernels``), is one GEMM of inner dimension F, ``g @ Kᵀ``, then col2im on every core; on
 the NumPy path it is one batched product (one slice per kernel tap) followed by ``kh·kw`` slice
 additions onto the image (no ``np.add.at`` scatter), or for stride 1 with F ≤ C one convolution
-of ``g`` with the flipped kernel. See BENCHMARKS.md for where the time goes.
+of ``g`` with the flipped kernel. With the fast kernels, a 3×3 stride-1 convolution with at
+least 64 input channels is Winograd's F(2×2, 3×3) instead (``ember.kernels.winograd``: 2.25x
+fewer multiplications; it keeps the input's transformed tiles rather than the patch matrix).
+See BENCHMARKS.md for where the time goes.
 
 Kernels are HWIO ``(kh, kw, in_channels, filters)`` as in Keras; ``padding="same"`` follows the
 TensorFlow rule (the odd extra row/column of padding goes at the bottom/right).
@@ -243,6 +246,61 @@ def _check_nhwc(op: str, x: np.ndarray) -> None:
         )
 
 
+# Winograd F(2×2, 3×3) (ember.kernels.winograd) for the 3×3, stride-1 convolutions where it pays:
+# its 16 products have inner dimension C_in, which BLAS runs well from about 64 (conv2d forward +
+# backward, Winograd / im2col, OpenBLAS' own kernels and the Haswell ones: 0.58-0.98 and
+# 0.54-0.77 at C_in ≥ 64, 0.90-1.33 and 0.83-1.03 at 32, up to 1.9 at 8; the Keras convnet, whose
+# second convolution has C_in = 32, trained 13-16 % and 5-11 % slower per step with it, and 3-5 %
+# and 13-15 % faster with 64 filters in its first layer). Fewer than 8 filters: not measured.
+_WINOGRAD_MIN_INPUT_CHANNELS = 64
+_WINOGRAD_MIN_FILTERS = 8
+
+
+def _winograd(fast, x: np.ndarray, kernel: np.ndarray, strides, dilation):
+    """The Winograd kernel module when it computes this convolution, else None: the fast kernels
+    are on (``fast``), the kernel is 3×3 with stride and dilation 1, input and kernel share a
+    float32/float64 dtype, and the channel counts reach the minimums."""
+    kh, kw, c_in, filters = kernel.shape
+    if fast is None or (kh, kw) != (3, 3) or strides != (1, 1) or dilation != (1, 1):
+        return None
+    if x.dtype != kernel.dtype or x.dtype not in (np.float32, np.float64):
+        return None
+    if c_in < _WINOGRAD_MIN_INPUT_CHANNELS or filters < _WINOGRAD_MIN_FILTERS:
+        return None
+    return kernels.get("winograd")
+
+
+def _conv2d_im2col(x, kernel, pads, strides, dilation, out_hw, bias, relu, fast):
+    """The convolution as one GEMM of the patch matrix (kept for backward) and the kernel, with
+    ``+ bias`` and ``max(·, 0)``: ``(output, (padded input shape, patch matrix))``."""
+    kh, kw, _, filters = kernel.shape
+    padded = _pad_hw(x, pads)
+    cols = _patch_matrix(_windows(padded, (kh, kw), strides, dilation, out_hw))
+    out = cols @ kernel.reshape(-1, filters)
+    if fast is not None and (bias is not None or relu):
+        fast.add_bias_relu(out, bias, relu)
+    else:
+        if bias is not None:
+            out += bias
+        if relu:
+            xp.maximum(out, 0, out=out)
+    return out.reshape(x.shape[0], out_hw[0], out_hw[1], filters), (padded.shape, cols)
+
+
+def _conv2d_im2col_grads(g, kernel, x_shape, saved, pads, strides, dilation, out_hw,
+                         want_input: bool, want_kernel: bool, fast: bool):  # fmt: skip
+    """``(dx, dkernel)`` of :func:`_conv2d_im2col` for the output gradient ``g`` (after the
+    ReLU's mask), each None when not wanted."""
+    padded_shape, cols = saved
+    gx = gk = None
+    if want_kernel:
+        gk = (cols.T @ g.reshape(-1, kernel.shape[3])).reshape(kernel.shape)
+    if want_input:
+        gx = _conv2d_input_grad(g, kernel, x_shape, padded_shape, pads, strides, dilation,
+                                out_hw, fast)  # fmt: skip
+    return gx, gk
+
+
 def conv2d(
     x, kernel, strides=1, padding="valid", dilation=1, bias=None, relu: bool = False
 ) -> Tensor:
@@ -258,6 +316,10 @@ def conv2d(
             path: no second output array, and the gradient mask comes from the output; a
             :func:`max_pool2d` that reads the result applies that mask in its own backward).
 
+    With the fast kernels, a 3×3 stride-1 convolution with at least 64 input channels runs as
+    Winograd's F(2×2, 3×3) (``ember.kernels.winograd``), the others as one GEMM of the patch
+    matrix; the NumPy reference (``EMBER_KERNELS=numpy``) always takes the patch matrix.
+
     Returns:
         ``(N, Ho, Wo, F)``.
 
@@ -271,22 +333,16 @@ def conv2d(
     strides, dilation, pads, out_hw = _geometry(
         "conv2d", x.shape, (kh, kw), strides, padding, dilation
     )
-    padded = _pad_hw(x.data, pads)
-    n = x.shape[0]
     fast = kernels.get("conv")
-    cols = _patch_matrix(_windows(padded, (kh, kw), strides, dilation, out_hw))
-    kernel_2d = kernel.data.reshape(-1, filters)
-    out = cols @ kernel_2d
     if bias is not None:
         bias = as_tensor(bias, x)
-    if fast is not None and (bias is not None or relu):
-        fast.add_bias_relu(out, None if bias is None else bias.data, relu)
+    bias_data = None if bias is None else bias.data
+    winograd = _winograd(fast, x.data, kernel.data, strides, dilation)
+    if winograd is not None:  # saves the input tiles, not the patch matrix
+        out, saved = winograd.forward(x.data, kernel.data, pads, out_hw, bias_data, relu)
     else:
-        if bias is not None:
-            out += bias.data
-        if relu:
-            xp.maximum(out, 0, out=out)
-    out = out.reshape(n, out_hw[0], out_hw[1], filters)
+        out, saved = _conv2d_im2col(x.data, kernel.data, pads, strides, dilation, out_hw,
+                                    bias_data, relu, fast)  # fmt: skip
     # A max pool reading this output applies the ReLU's gradient in its own backward pass and
     # leaves here the array it returned, with its per-filter sums (the bias gradient).
     fusion: dict | None = {} if relu and fast is not None else None
@@ -303,15 +359,14 @@ def conv2d(
             g = g.reshape(out.shape)
         elif relu:
             g = g * (out > 0)  # relu's gradient, 0 at exactly 0 as ops.relu
-        g_2d = g.reshape(-1, filters)
-        gx = gk = None
         if want_bias and gb is None:
-            gb = g_2d.sum(axis=0)
-        if kernel.requires_grad:
-            gk = (cols.T @ g_2d).reshape(kernel.shape)
-        if x.requires_grad:
-            gx = _conv2d_input_grad(g, kernel.data, x.shape, padded.shape, pads, strides,
-                                    dilation, out_hw, fast is not None)  # fmt: skip
+            gb = g.reshape(-1, filters).sum(axis=0)
+        if winograd is not None:
+            gx, gk = winograd.backward(g, saved, x.requires_grad, kernel.requires_grad)
+        else:
+            gx, gk = _conv2d_im2col_grads(g, kernel.data, x.shape, saved, pads, strides,
+                                          dilation, out_hw, x.requires_grad,
+                                          kernel.requires_grad, fast is not None)  # fmt: skip
         return (gx, gk) if bias is None else (gx, gk, gb)
 
     parents = (x, kernel) if bias is None else (x, kernel, bias)
