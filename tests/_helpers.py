@@ -103,3 +103,23 @@ def assert_example_doctests_pass(name: str) -> None:
     for test in tests:
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0, name
+
+
+def conv_under_both_kernels(x, k, b, relu, **geometry):
+    """``[(output, dx, dk, db) with the fast kernels, the same with the NumPy reference]`` of
+    ``ember.ops.conv2d`` for arrays ``x``, ``k`` and ``b`` (or None), from one fixed output
+    gradient."""
+    import ember
+    from ember import kernels, ops
+
+    results = []
+    for choice in ("numba", "numpy"):
+        with kernels.use(choice):
+            tx = ember.Tensor(x, requires_grad=True)
+            tk = ember.Tensor(k, requires_grad=True)
+            tb = None if b is None else ember.Tensor(b, requires_grad=True)
+            y = ops.conv2d(tx, tk, bias=tb, relu=relu, **geometry)
+            g = np.random.default_rng(7).standard_normal(y.shape).astype(x.dtype)
+            y.backward(g)
+            results.append((y.numpy(), tx.grad, tk.grad, None if tb is None else tb.grad))
+    return results

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from _helpers import conv_under_both_kernels
 
 import ember
 from ember import kernels, ops
@@ -114,21 +115,6 @@ def test_selection_context_and_environment():
     assert "EMBER_KERNELS must be one of auto, numba, numpy, got 'fast'" in out.stderr
 
 
-def _conv_both(x, k, b, relu, **geometry):
-    """(output, dx, dk, db) of conv2d under the kernels and under NumPy."""
-    results = []
-    for choice in ("numba", "numpy"):
-        with kernels.use(choice):
-            tx = ember.Tensor(x, requires_grad=True)
-            tk = ember.Tensor(k, requires_grad=True)
-            tb = None if b is None else ember.Tensor(b, requires_grad=True)
-            y = ops.conv2d(tx, tk, bias=tb, relu=relu, **geometry)
-            g = np.random.default_rng(7).standard_normal(y.shape).astype(x.dtype)
-            y.backward(g)
-            results.append((y.numpy(), tx.grad, tk.grad, None if tb is None else tb.grad))
-    return results
-
-
 @pytest.mark.parametrize(
     "geometry",
     [
@@ -151,7 +137,7 @@ def test_conv2d_kernels_equal_the_numpy_reference(geometry, relu, with_bias, dty
     x = rng.standard_normal((3, 9, 8, 4)).astype(dtype)
     k = rng.standard_normal((3, 3, 4, 5)).astype(dtype)
     b = rng.standard_normal(5).astype(dtype) if with_bias else None
-    fast, ref = _conv_both(x, k, b, relu, **geometry)
+    fast, ref = conv_under_both_kernels(x, k, b, relu, **geometry)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for name, a, r in zip(("output", "dx", "dkernel"), fast[:3], ref[:3]):
         assert a.dtype == dtype, name

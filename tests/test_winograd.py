@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import conv_under_both_kernels
 
 import ember
 from ember import kernels, ops
@@ -33,21 +34,6 @@ def winograd(monkeypatch):
     module.calls = calls
     yield module
     del module.calls
-
-
-def _conv_both(x, k, b, relu, **geometry):
-    """(output, dx, dk, db) of conv2d under the kernels and under the NumPy reference."""
-    results = []
-    for choice in ("numba", "numpy"):
-        with kernels.use(choice):
-            tx = ember.Tensor(x, requires_grad=True)
-            tk = ember.Tensor(k, requires_grad=True)
-            tb = None if b is None else ember.Tensor(b, requires_grad=True)
-            y = ops.conv2d(tx, tk, bias=tb, relu=relu, **geometry)
-            g = np.random.default_rng(7).standard_normal(y.shape).astype(x.dtype)
-            y.backward(g)
-            results.append((y.numpy(), tx.grad, tk.grad, None if tb is None else tb.grad))
-    return results
 
 
 def _assert_close(got, expected, dtype, name):
@@ -80,7 +66,7 @@ def test_winograd_conv2d_equals_the_numpy_reference(shape, padding, relu, with_b
     x = rng.standard_normal(shape).astype(dtype)
     k = rng.standard_normal((3, 3, shape[3], 6)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype) if with_bias else None
-    fast, ref = _conv_both(x, k, b, relu, padding=padding)
+    fast, ref = conv_under_both_kernels(x, k, b, relu, padding=padding)
     assert len(winograd.calls) == 1
     for name, got, expected in zip(("output", "dx", "dkernel"), fast[:3], ref[:3]):
         _assert_close(got, expected, dtype, name)
@@ -100,7 +86,7 @@ def test_winograd_runs_by_default_from_64_input_channels(monkeypatch):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 6, 7, 64)).astype(np.float32)
     k = (rng.standard_normal((3, 3, 64, 8)) * 0.1).astype(np.float32)
-    fast, ref = _conv_both(x, k, np.ones(8, np.float32), True, padding="same")
+    fast, ref = conv_under_both_kernels(x, k, np.ones(8, np.float32), True, padding="same")
     assert len(calls) == 1
     for name, got, expected in zip(("output", "dx", "dkernel", "dbias"), fast, ref):
         _assert_close(got, expected, np.float32, name)
