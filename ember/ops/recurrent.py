@@ -9,7 +9,8 @@ a dozen small nodes per time step. The layout is chosen for speed:
   NumPy's elementwise loops run ~1.5-2x faster than a strided column block of ``(B, gates*H)``
   (the LSTM keeps its gates in the internal order i, f, o, c so the sigmoids are one block);
 * a step does one product ``h_{t-1} @ recurrent_kernel`` for all gates together, then the gate
-  math in place on buffers allocated once per call;
+  math in place on buffers allocated once per call (with the float32 kernels,
+  ``ember.kernels.recurrent``, the LSTM's gate math and its bias are one pass per step);
 * the backward keeps the gate gradients of every step, so that each weight gradient is again
   one matrix product over all steps (``X^T dG``, ``H_prev^T dG``, ``dG @ kernel^T``); per step
   it does only the elementwise derivatives and one product ``dG_t @ recurrent_kernel^T``.
