@@ -390,8 +390,9 @@ def _attention_nodes(query, key, value, out, weights, dropped, keep, rate, scale
             if keep is not None:
                 xp.multiply(dp, keep, out=dp)
                 dp *= dtype.type(1.0 / (1.0 - rate))
-            if _softmax_kernels(dp, None, None) is not None and weights.shape == dp.shape:
-                kernels.get("attention").softmax_vjp_key_major(_blocks(dp), _blocks(weights))
+            fast = _softmax_kernels(dp, None, None) if weights.shape == dp.shape else None
+            if fast is not None:
+                fast.softmax_vjp_key_major(_blocks(dp), _blocks(weights))
             else:
                 _softmax_vjp_inplace(dp, weights, -2)
             dq, dk = _score_grads(dp, query, key, scale)
