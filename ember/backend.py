@@ -85,6 +85,14 @@ def kernels_available() -> bool:
     return _available
 
 
+def disable_kernels() -> None:
+    """Send every op of this process down its NumPy path from now on, whatever the selection:
+    for a child forked after numba's OpenMP threads started, which GNU OpenMP would terminate
+    at its first parallel loop (``ember.kernels._numba``)."""
+    global _available
+    _available = False
+
+
 def kernels_selection() -> str:
     """The current choice: ``"auto"``, ``"numba"`` or ``"numpy"``."""
     return _selection

@@ -272,7 +272,13 @@ def _adam_run(choice, dtype, amsgrad=False, weight_decay=None, transposed_grad=F
     ids=["adam", "adamw", "strided-grad", "amsgrad-numpy-path"],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_adam_is_bit_identical_to_the_numpy_update(options, dtype):
+@pytest.mark.parametrize("threaded", [False, True], ids=["one-thread", "threaded"])
+def test_fused_adam_is_bit_identical_to_the_numpy_update(options, dtype, threaded, monkeypatch):
+    """Also shared among the threads (blocks of the parameter; large weights only by default)."""
+    from ember.kernels import optimizers as fused
+
+    if threaded:
+        monkeypatch.setattr(fused, "PARALLEL_MIN_SIZE", 0)
     fast = _adam_run("numba", dtype, **options)
     ref = _adam_run("numpy", dtype, **options)
     for a, r in zip(fast, ref):
@@ -311,8 +317,19 @@ def _lstm_run(choice, dtype, masked=False):
         return [y.numpy() for y in outputs] + [t.grad for t in (x, h0, c0, k, u, b)]
 
 
+@pytest.fixture(params=[False, True], ids=["one-thread", "threaded"])
+def lstm_rows_threaded(request, monkeypatch):
+    """The LSTM step kernels on one thread, or with the batch's rows shared among the threads
+    (large steps only by default)."""
+    from ember.kernels import recurrent as fused
+
+    if request.param:
+        monkeypatch.setattr(fused, "PARALLEL_MIN_VALUES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("masked", [False, True])
-def test_lstm_kernels_in_float64_are_bit_identical_to_the_numpy_steps(masked):
+def test_lstm_kernels_in_float64_are_bit_identical_to_the_numpy_steps(masked, lstm_rows_threaded):
     """float64 (gradcheck's dtype) keeps NumPy's forward and the fused step back, which does the
     reference's float operations in its order: outputs and gradients identical, not merely close."""
     fast, ref = _lstm_run("numba", np.float64, masked), _lstm_run("numpy", np.float64, masked)
@@ -323,7 +340,7 @@ def test_lstm_kernels_in_float64_are_bit_identical_to_the_numpy_steps(masked):
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_lstm_kernels_in_float32_match_the_numpy_steps(masked, monkeypatch):
+def test_lstm_kernels_in_float32_match_the_numpy_steps(masked, monkeypatch, lstm_rows_threaded):
     """float32 runs the fused forward step (its own tanh, within ~5 ulp of the true one) and
     the fused step back: outputs and gradients agree with the reference to float32 rounding."""
     from ember.kernels import recurrent as fused
@@ -339,7 +356,7 @@ def test_lstm_kernels_in_float32_match_the_numpy_steps(masked, monkeypatch):
         np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-5 * np.abs(r).max())
 
 
-def test_lstm_backward_step_is_bit_identical_to_the_numpy_step():
+def test_lstm_backward_step_is_bit_identical_to_the_numpy_step(lstm_rows_threaded):
     """One step back from the same saved state: the kernel (output gradient added inside) and
     ``_output_grad`` + ``_lstm_step_back`` give identical gate and cell-state gradients."""
     from ember.kernels import recurrent as fused

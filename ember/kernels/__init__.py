@@ -1,12 +1,14 @@
 """Fast fused kernels, each beside the readable NumPy reference in :mod:`ember.ops` that the
 tests compare it with.
 
-The kernels are compiled with numba (``njit(parallel=True, cache=True)``, on the ``workqueue``
-threading layer: see ``_numba.py``): they stay plain Python loops, run on every core, and
-compile once per machine (the machine code is cached next to this package; a first call in a
-fresh environment takes a second or two per kernel). They
-do only what NumPy does slowly — a pass that NumPy would split into several, or a scatter —
-and every op keeps its NumPy path:
+The kernels are compiled with numba (``njit(parallel=True, cache=True)``): they stay plain Python
+loops, run on every core, and compile once per machine (the machine code is cached next to this
+package; a first call in a fresh environment takes a second or two per kernel). They do only
+what NumPy does slowly — a pass that NumPy would split into several, or a scatter — and every
+op keeps its NumPy path. The matrix products of the ops run on the same threads as the kernels
+(``gemm.py``: NumPy's OpenBLAS called one thread per slab), which lets numba use OpenMP's
+fast-starting threads (``_numba.py``); a child process forked after they started computes on
+the NumPy path (GNU OpenMP cannot start again in it).
 
 * ``EMBER_KERNELS=numpy`` (environment, read at import) selects the NumPy reference
   everywhere: the teaching path, and what the kernels are tested against;

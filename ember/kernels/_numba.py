@@ -1,12 +1,14 @@
 """numba, configured for Ember before any kernel runs.
 
-The threading layer is ``workqueue`` unless the user chose one (``NUMBA_THREADING_LAYER``):
-numba's default on Linux is OpenMP, whose threads keep spinning for a while after each parallel
-loop — measured on this 2-core machine, a (15488 × 288)ᵀ @ (15488 × 64) float32 OpenBLAS
-product right after a tiny parallel kernel took 4.6 ms instead of 2.5 (20 instead of 8 while
-other jobs ran), and the convnet's training step 40 ms instead of 36.7. The workqueue threads
-sleep when idle (the product: 2.6 ms); the price is ~100 µs to start each parallel loop, so
-kernels made of many small launches (a per-parameter optimizer update) do not pay here.
+The threading layer is OpenMP (else TBB, else ``workqueue``) when ``ember.kernels.gemm`` can run
+the matrix products on numba's own threads (SciPy's OpenBLAS with a per-thread thread count,
+``_blas.py``), else ``workqueue``; a user's ``NUMBA_THREADING_LAYER`` wins. Why it matters on a
+2-core machine: OpenMP's threads spin a while after each parallel loop, so a loop starts in ~2 µs
+— but spinning threads steal a core from any other pool. While the products ran on OpenBLAS's
+own threads (which spin too, ~0.1 s after each product), OpenMP made an OpenBLAS product right
+after a tiny kernel take 4.6 ms instead of 2.5, so numba had to sleep between loops
+(``workqueue``: ~140 µs to start one). With the products on numba's threads there is one pool
+and it may spin: the Keras convnet's training step, 22.4 → 17.5 ms (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -17,8 +19,33 @@ import os
 import numba
 from numba import prange
 
+from ember import backend
+from ember.kernels._blas import BLAS
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    if BLAS is not None:
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+        numba.config.THREADING_LAYER = "default"
+    else:
+        numba.config.THREADING_LAYER = "workqueue"
+
+
+
+def _numpy_path_in_forked_child() -> None:
+    """A child forked (``os.fork``, multiprocessing's "fork") after numba's OpenMP threads
+    started cannot start them again: GNU OpenMP terminates it at its first parallel loop
+    ("fork() called from a process already using GNU OpenMP"). Such a child computes on the
+    NumPy path instead — correct, only slower; a child that spawns, or forks before any kernel
+    ran, keeps the kernels."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel loop ran before the fork
+        return
+    if layer == "omp":
+        backend.disable_kernels()
+
+
+os.register_at_fork(after_in_child=_numpy_path_in_forked_child)
 
 # NumPy's float semantics (x / 0 gives inf or NaN), as the NumPy references have them. numba's
 # default ("python") checks every division for zero to raise ZeroDivisionError, and that branch

@@ -18,15 +18,22 @@ loop, where it streams the step's saved gates, cell states and output gradient f
 
 Each row is split into short loops that touch few arrays: LLVM vectorizes a loop only after
 proving at run time that its arrays do not overlap, and gives up when a loop reads and writes
-too many of them (one loop over the whole step ran 2.2x slower, unvectorized). One thread: a
-step's arrays are small and a parallel loop's start (~100 µs) costs more than it saves.
+too many of them (one loop over the whole step ran 2.2x slower, unvectorized). From
+``PARALLEL_MIN_VALUES`` state values the batch's rows are shared among the threads, when their
+loops start in microseconds (``gemm.available``; under ``workqueue`` a start costs ~100 µs):
+the LSTM benchmark's step 105 → 92 ms.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from ember.kernels._numba import njit
+from ember.kernels import gemm
+from ember.kernels._numba import njit, prange
+
+#: A step's rows are shared among the threads from this many state values (batch × units) on.
+PARALLEL_MIN_VALUES = 1 << 12
 
 # tanh(x) ≈ x·P(x²) / Q(x²) on |x| ≤ _TANH_LIMIT, fitted for Ember to float64 tanh (a
 # linearized least-squares rational fit on Chebyshev nodes, reweighted towards equal relative
@@ -92,10 +99,11 @@ def tanh_f32(values: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _lstm_forward_step(gates, t, rec, bias, c_all, tanh_c, h_all):  # pragma: no cover - compiled
+def _lstm_forward_step(gates, t, rec, bias, c_all, tanh_c, h_all, lo, hi):
+    # pragma: no cover - compiled
     units = gates.shape[3]
     half = np.float32(0.5)
-    for b in range(gates.shape[2]):
+    for b in range(lo, hi):
         for gate in range(4):  # pre-activations are halved for the sigmoids: σ(a) = ½tanh(a/2)+½
             row = gates[gate, t, b]
             product = rec[b, gate * units : (gate + 1) * units]
@@ -125,16 +133,29 @@ def lstm_forward_step(gates, t, rec, bias, c_all, tanh_c, h_all) -> None:
     has none). The sigmoid gates' projections, products and biases are halved (see
     ``ember.ops.recurrent``). Writes ``c_all[t + 1]``, ``tanh_c[t]`` and ``h_all[t + 1]``.
     """
-    _lstm_forward_step(gates, t, rec, bias, c_all, tanh_c, h_all)
+    blocks = _blocks(h_all.shape[1], h_all.shape[2])
+    if blocks > 1:
+        _lstm_forward_rows(gates, t, rec, bias, c_all, tanh_c, h_all, blocks)
+    else:
+        _lstm_forward_step(gates, t, rec, bias, c_all, tanh_c, h_all, 0, h_all.shape[1])
+
+
+@njit(parallel=True, cache=True)
+def _lstm_forward_rows(gates, t, rec, bias, c_all, tanh_c, h_all, blocks):
+    # pragma: no cover - compiled
+    rows = h_all.shape[1]
+    for block in prange(blocks):
+        _lstm_forward_step(gates, t, rec, bias, c_all, tanh_c, h_all, rows * block // blocks,
+                           rows * (block + 1) // blocks)  # fmt: skip
 
 
 @njit(cache=True)
 def _lstm_backward_step(
-    dh, dc, d, gates, t, c_all, tanh_c, out_grad, add_output
+    dh, dc, d, gates, t, c_all, tanh_c, out_grad, add_output, lo, hi
 ):  # pragma: no cover - compiled
     units = dh.shape[1]
     one = dh.dtype.type(1)
-    for b in range(dh.shape[0]):
+    for b in range(lo, hi):
         grad_h, grad_c = dh[b], dc[b]
         if add_output:
             g_out = out_grad[b, t]
@@ -167,4 +188,26 @@ def lstm_backward_step(dh, dc, d, gates, t, c_all, tanh_c, out_grad=None) -> Non
     add_output = out_grad is not None
     if out_grad is None:
         out_grad = dh.reshape(dh.shape[0], 1, dh.shape[1])  # not read; one compiled signature
-    _lstm_backward_step(dh, dc, d, gates, t, c_all, tanh_c, out_grad, add_output)
+    blocks = _blocks(*dh.shape)
+    if blocks > 1:
+        _lstm_backward_rows(dh, dc, d, gates, t, c_all, tanh_c, out_grad, add_output, blocks)
+    else:
+        _lstm_backward_step(dh, dc, d, gates, t, c_all, tanh_c, out_grad, add_output, 0,
+                            dh.shape[0])  # fmt: skip
+
+
+@njit(parallel=True, cache=True)
+def _lstm_backward_rows(dh, dc, d, gates, t, c_all, tanh_c, out_grad, add_output, blocks):
+    # pragma: no cover - compiled
+    rows = dh.shape[0]
+    for block in prange(blocks):
+        _lstm_backward_step(dh, dc, d, gates, t, c_all, tanh_c, out_grad, add_output,
+                            rows * block // blocks, rows * (block + 1) // blocks)  # fmt: skip
+
+
+def _blocks(rows: int, units: int) -> int:
+    """Blocks of rows a step is shared out in: one per thread from ``PARALLEL_MIN_VALUES`` state
+    values on, when numba's threads start a loop in microseconds (``gemm.available``)."""
+    if rows < 2 or rows * units < PARALLEL_MIN_VALUES or not gemm.available:
+        return 1
+    return min(rows, numba.get_num_threads())

@@ -61,6 +61,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.kernels._numba import njit, prange
+from ember.kernels.gemm import matmul
 
 # The three matrices of F(2×2, 3×3): Bᵀ takes a 4×4 input tile into the transform domain, G a
 # 3×3 filter, Aᵀ brings a 4×4 product back as a 2×2 output tile. Every entry is 0, ±1 or ±½:
@@ -299,14 +300,14 @@ def kernel_transform(kernel: np.ndarray) -> np.ndarray:
     product: entry (4·i + j, 3·a + b) of ``G ⊗ G`` (Kronecker) is ``G[i, a]·G[j, b]``."""
     c_in, filters = kernel.shape[2:]
     both = np.kron(G, G).astype(kernel.dtype)  # (16, 9)
-    return (both @ kernel.reshape(9, c_in * filters)).reshape(POINTS, c_in, filters)
+    return matmul(both, kernel.reshape(9, c_in * filters)).reshape(POINTS, c_in, filters)
 
 
 def kernel_grad(du: np.ndarray) -> np.ndarray:
     """The adjoint of :func:`kernel_transform`: ``Gᵀ·dU·G`` as the (3, 3, C, F) gradient."""
     c_in, filters = du.shape[1:]
     both = np.kron(G, G).astype(du.dtype)
-    return (both.T @ du.reshape(POINTS, c_in * filters)).reshape(3, 3, c_in, filters)
+    return matmul(both.T, du.reshape(POINTS, c_in * filters)).reshape(3, 3, c_in, filters)
 
 
 # ------------------------------------------------------------------ the convolution
@@ -321,7 +322,7 @@ def forward(x: np.ndarray, kernel: np.ndarray, pads, out_hw, bias: np.ndarray | 
     v = input_transform(x, pads, out_hw)
     u = kernel_transform(kernel)
     m = point_matrices(v.shape[1], u.shape[2], v.dtype)
-    np.matmul(v, u, out=m)  # 16 products (P × C) @ (C × F), one per transform point
+    matmul(v, u, out=m)  # 16 products (P × C) @ (C × F), one per transform point
     out = output_transform(m, bias, relu, (x.shape[0], out_hw[0], out_hw[1], u.shape[2]))
     return out, (v, u, pads, x.shape)
 
@@ -336,9 +337,9 @@ def backward(g: np.ndarray, saved: tuple, want_input: bool, want_kernel: bool):
         # dU = Vᵀ·dM per point, computed as (dMᵀ·V)ᵀ: OpenBLAS' own kernels run that orientation
         # faster (the convnet's second convolution: 2.6-3.1 against 3.5-3.9 ms), the Haswell
         # ones about as fast (2.7-3.4 against 3.2-3.6)
-        dk = kernel_grad(np.matmul(dm.transpose(0, 2, 1), v).transpose(0, 2, 1))
+        dk = kernel_grad(matmul(dm.transpose(0, 2, 1), v).transpose(0, 2, 1))
     if want_input:
         dv = point_matrices(v.shape[1], v.shape[2], v.dtype)
-        np.matmul(dm, u.transpose(0, 2, 1), out=dv)
+        matmul(dm, u.transpose(0, 2, 1), out=dv)
         dx = input_grad(dv, pads, g.shape[1:3], x_shape)
     return dx, dk

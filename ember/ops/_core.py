@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 
+from ember import kernels
 from ember.backend import DEFAULT_FLOAT, xp
 from ember.tensor import Tensor
 
@@ -86,3 +87,15 @@ def takes_tensor(fn):
         return fn(x if isinstance(x, Tensor) else as_tensor(x), *args, **kwargs)
 
     return wrapper
+
+
+
+
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` for the ops: with the fast kernels on, the products run on
+    the kernels' threads (``ember.kernels.gemm``: one pool of threads for products and kernels),
+    else NumPy's. Every matrix product of the ops goes through here."""
+    fast = kernels.get("gemm")
+    if fast is None:
+        return np.matmul(a, b, out=out)
+    return fast.matmul(a, b, out=out)

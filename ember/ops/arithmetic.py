@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ember.backend import xp
-from ember.ops._core import as_tensor, operands, unbroadcast
+from ember.ops._core import as_tensor, gemm, operands, unbroadcast
 from ember.tensor import Tensor
 
 
@@ -103,7 +103,7 @@ def matmul(a, b) -> Tensor:
             f"({a.shape[-1]}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} axis of "
             f"the second ({b.shape[-2 if b.ndim > 1 else 0]})"
         )
-    out = a.data @ b.data
+    out = gemm(a.data, b.data)
 
     def backward(g):
         x, w = a.data, b.data
@@ -116,13 +116,13 @@ def matmul(a, b) -> Tensor:
             g2 = xp.expand_dims(g2, -2)
         ga = gb = None
         if a.requires_grad:
-            ga = g2 @ xp.swapaxes(w2, -1, -2)
+            ga = gemm(g2, xp.swapaxes(w2, -1, -2))
             ga = unbroadcast(ga, x2.shape).reshape(x.shape)
         if b.requires_grad:
             if x2.ndim == 2 and g2.ndim == 2:
-                gb = x2.T @ g2
+                gb = gemm(x2.T, g2)
             else:
-                gb = xp.swapaxes(x2, -1, -2) @ g2
+                gb = gemm(xp.swapaxes(x2, -1, -2), g2)
             gb = unbroadcast(gb, w2.shape).reshape(w.shape)
         return ga, gb
 
@@ -139,7 +139,7 @@ def linear(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Tensor:
     xd = x.data
     folded = xd.ndim != 2  # (..., in) or a single sample (in,)
     rows = xd.reshape(-1, xd.shape[-1]) if folded else xd
-    out = rows @ kernel.data
+    out = gemm(rows, kernel.data)
     if bias is not None:
         out += bias.data  # in place: out is a fresh array
     if folded:
@@ -150,11 +150,11 @@ def linear(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Tensor:
         g_rows = g.reshape(-1, g.shape[-1]) if folded else g
         ga = gk = gb = None
         if x.requires_grad:
-            ga = g_rows @ kernel.data.T
+            ga = gemm(g_rows, kernel.data.T)
             if folded:
                 ga = ga.reshape(xd.shape)
         if kernel.requires_grad:
-            gk = rows.T @ g_rows
+            gk = gemm(rows.T, g_rows)
         if bias is not None and bias.requires_grad:
             gb = g_rows.sum(axis=0)
         return ga, gk, gb

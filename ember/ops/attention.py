@@ -26,7 +26,7 @@ import numpy as np
 
 from ember import kernels
 from ember.backend import xp
-from ember.ops._core import as_tensor, unbroadcast
+from ember.ops._core import as_tensor, gemm, unbroadcast
 from ember.tensor import Tensor
 
 __all__ = ["scaled_dot_product_attention", "masked_softmax"]
@@ -160,9 +160,9 @@ def _score_grads(ds_t: np.ndarray, query: Tensor, key: Tensor, scale: float):
     ds_t *= scale
     dq = dk = None
     if query.requires_grad:
-        dq = unbroadcast(xp.matmul(xp.swapaxes(ds_t, -1, -2), key.data), query.shape)
+        dq = unbroadcast(gemm(xp.swapaxes(ds_t, -1, -2), key.data), query.shape)
     if key.requires_grad:
-        dk = unbroadcast(xp.matmul(ds_t, query.data), key.shape)
+        dk = unbroadcast(gemm(ds_t, query.data), key.shape)
     return dq, dk
 
 
@@ -346,7 +346,7 @@ def scaled_dot_product_attention(
     rate = _real("dropout", dropout, lambda p: 0.0 <= p < 1.0, "a probability in [0, 1)")
     blocked, bias = _attention_masks(mask, is_causal, (*batch, length, source), dtype)
 
-    scores = xp.matmul(key.data, xp.swapaxes(query.data, -1, -2))  # key-major (..., S, L)
+    scores = gemm(key.data, xp.swapaxes(query.data, -1, -2))  # key-major (..., S, L)
     full = np.broadcast_shapes(scores.shape, *(m.shape for m in (blocked, bias) if m is not None))
     if full != scores.shape:  # the mask has batch axes that query and key lack (rare)
         scores = xp.broadcast_to(scores, full).copy()
@@ -368,7 +368,7 @@ def scaled_dot_product_attention(
         keep = draws >= dtype.type(rate)
         dropped = weights * keep
         dropped *= dtype.type(1.0 / (1.0 - rate))
-    out = xp.matmul(xp.swapaxes(dropped, -1, -2), value.data)
+    out = gemm(xp.swapaxes(dropped, -1, -2), value.data)
     return _attention_nodes(
         query, key, value, out, weights, dropped, keep, rate, scale, return_weights
     )
@@ -383,10 +383,10 @@ def _attention_nodes(query, key, value, out, weights, dropped, keep, rate, scale
     def backward(g):
         dv = None
         if value.requires_grad:
-            dv = unbroadcast(xp.matmul(dropped, g), value.shape)
+            dv = unbroadcast(gemm(dropped, g), value.shape)
         dq = dk = None
         if query.requires_grad or key.requires_grad:
-            dp = xp.matmul(value.data, xp.swapaxes(g, -1, -2))  # dP^T
+            dp = gemm(value.data, xp.swapaxes(g, -1, -2))  # dP^T
             if keep is not None:
                 xp.multiply(dp, keep, out=dp)
                 dp *= dtype.type(1.0 / (1.0 - rate))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ember import kernels
 from ember.backend import xp
-from ember.ops._core import as_tensor
+from ember.ops._core import as_tensor, gemm
 from ember.tensor import Tensor, _grad_mode
 
 __all__ = [
@@ -171,7 +171,7 @@ def _input_grad_stride1(g, kernel, pads, dilation, in_hw) -> np.ndarray | None:
         return None
     flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2).reshape(kh * kw * filters, c_in)
     windows = _windows(_pad_hw(g, g_pads), (kh, kw), (1, 1), dilation, in_hw)
-    return (windows.reshape(-1, kh * kw * filters) @ flipped).reshape(
+    return gemm(windows.reshape(-1, kh * kw * filters), flipped).reshape(
         g.shape[0], in_hw[0], in_hw[1], c_in
     )
 
@@ -186,7 +186,7 @@ def _input_grad(g_2d, kernel, padded_shape, strides, dilation, out_hw) -> np.nda
     """
     kh, kw, c_in, filters = kernel.shape
     per_tap = kernel.reshape(kh * kw, c_in, filters).transpose(0, 2, 1)  # (taps, F, C) view
-    taps = xp.matmul(g_2d, per_tap)  # (taps, N·Ho·Wo, C)
+    taps = gemm(g_2d, per_tap)  # (taps, N·Ho·Wo, C)
     n = padded_shape[0]
     grad = xp.zeros(padded_shape, dtype=taps.dtype)
     for k in range(kh * kw):
@@ -203,7 +203,7 @@ def _conv2d_input_grad(g, kernel, x_shape, padded_shape, pads, strides, dilation
     kh, kw, c_in, filters = kernel.shape
     g_2d = g.reshape(-1, filters)
     if fast:  # one GEMM of inner dimension F, then col2im on both cores (see the module doc)
-        patches = (g_2d @ kernel.reshape(-1, filters).T).reshape(*g.shape[:3], kh, kw, c_in)
+        patches = gemm(g_2d, kernel.reshape(-1, filters).T).reshape(*g.shape[:3], kh, kw, c_in)
         return _crop(_col2im(patches, padded_shape, (kh, kw), strides, dilation, out_hw),
                      pads, x_shape)  # fmt: skip
     # the one-convolution form pays only when its patch copy of g (9·F columns) is no wider
@@ -276,7 +276,7 @@ def _conv2d_im2col(x, kernel, pads, strides, dilation, out_hw, bias, relu, fast)
     kh, kw, _, filters = kernel.shape
     padded = _pad_hw(x, pads)
     cols = _patch_matrix(_windows(padded, (kh, kw), strides, dilation, out_hw))
-    out = cols @ kernel.reshape(-1, filters)
+    out = gemm(cols, kernel.reshape(-1, filters))
     if fast is not None and (bias is not None or relu):
         fast.add_bias_relu(out, bias, relu)
     else:
@@ -294,7 +294,7 @@ def _conv2d_im2col_grads(g, kernel, x_shape, saved, pads, strides, dilation, out
     padded_shape, cols = saved
     gx = gk = None
     if want_kernel:
-        gk = (cols.T @ g.reshape(-1, kernel.shape[3])).reshape(kernel.shape)
+        gk = gemm(cols.T, g.reshape(-1, kernel.shape[3])).reshape(kernel.shape)
     if want_input:
         gx = _conv2d_input_grad(g, kernel, x_shape, padded_shape, pads, strides, dilation,
                                 out_hw, fast)  # fmt: skip
@@ -395,16 +395,16 @@ def depthwise_conv2d(x, kernel, strides=1, padding="valid", dilation=1) -> Tenso
     windows = _windows(padded, (kh, kw), strides, dilation, out_hw)
     cols = windows.transpose(5, 0, 1, 2, 3, 4).reshape(c, -1, kh * kw)  # (C, P, kh·kw)
     kernel_3d = kernel.data.transpose(2, 0, 1, 3).reshape(c, kh * kw, m)  # (C, kh·kw, M)
-    out_cpm = cols @ kernel_3d  # (C, P, M)
+    out_cpm = gemm(cols, kernel_3d)  # (C, P, M)
     out = out_cpm.transpose(1, 0, 2).reshape(n, out_hw[0], out_hw[1], c * m)
 
     def backward(g):
         g_cpm = g.reshape(-1, c, m).transpose(1, 0, 2)  # (C, P, M)
         gx = gk = None
         if kernel.requires_grad:
-            gk = (cols.transpose(0, 2, 1) @ g_cpm).reshape(c, kh, kw, m).transpose(1, 2, 0, 3)
+            gk = gemm(cols.transpose(0, 2, 1), g_cpm).reshape(c, kh, kw, m).transpose(1, 2, 0, 3)
         if x.requires_grad:
-            patches = g_cpm @ kernel_3d.transpose(0, 2, 1)  # (C, P, kh·kw)
+            patches = gemm(g_cpm, kernel_3d.transpose(0, 2, 1))  # (C, P, kh·kw)
             patches = patches.reshape(c, n, out_hw[0], out_hw[1], kh, kw).transpose(
                 1, 2, 3, 4, 5, 0
             )
@@ -446,7 +446,7 @@ def conv2d_transpose(x, kernel, strides=1, padding="valid", dilation=1, output_p
     full_shape = (n, full_hw[0], full_hw[1], filters)
     kernel_2d = kernel.data.reshape(-1, c_in)  # (kh·kw·filters, c_in)
     x_2d = x.data.reshape(-1, c_in)
-    patches = (x_2d @ kernel_2d.T).reshape(n, h, w, kh, kw, filters)
+    patches = gemm(x_2d, kernel_2d.T).reshape(n, h, w, kh, kw, filters)
     full = _col2im(patches, full_shape, (kh, kw), strides, dilation, (h, w))
     out = xp.ascontiguousarray(_crop(full, pads, (n, out_hw[0], out_hw[1])))
 
@@ -458,9 +458,9 @@ def conv2d_transpose(x, kernel, strides=1, padding="valid", dilation=1, output_p
             g_full = _pad_hw(g_full, ((0, 0), (0, full_hw[1] - g_full.shape[2])))
         cols = _windows(g_full, (kh, kw), strides, dilation, (h, w)).reshape(-1, kh * kw * filters)
         if x.requires_grad:
-            gx = (cols @ kernel_2d).reshape(x.shape)
+            gx = gemm(cols, kernel_2d).reshape(x.shape)
         if kernel.requires_grad:
-            gk = (cols.T @ x_2d).reshape(kernel.shape)
+            gk = gemm(cols.T, x_2d).reshape(kernel.shape)
         return gx, gk
 
     return Tensor._from_op(out, (x, kernel), backward, "conv2d_transpose")

@@ -35,7 +35,7 @@ import numpy as np
 
 from ember import kernels
 from ember.backend import xp
-from ember.ops._core import as_tensor
+from ember.ops._core import as_tensor, gemm
 from ember.tensor import Tensor
 
 __all__ = ["lstm", "gru", "simple_rnn"]
@@ -224,10 +224,10 @@ def _input_grads(dg: np.ndarray, x_tm: np.ndarray, kernel: np.ndarray, need_x: b
     dg2 = dg.reshape(steps * batch, dg.shape[-1])  # sizes spelled out: T = 0 is valid
     dx = dw = None
     if need_x:
-        dx = (dg2 @ kernel.T).reshape(steps, batch, features).transpose(1, 0, 2)
+        dx = gemm(dg2, kernel.T).reshape(steps, batch, features).transpose(1, 0, 2)
         dx = np.ascontiguousarray(dx)
     if need_w:
-        dw = x_tm.reshape(steps * batch, features).T @ dg2
+        dw = gemm(x_tm.reshape(steps * batch, features).T, dg2)
     return dx, dw
 
 
@@ -264,7 +264,7 @@ def _project_gates(x_tm: np.ndarray, kernel: np.ndarray, bias, count: int) -> np
     gates = xp.empty((count, steps, batch, units), x_tm.dtype)
     rows = x_tm.reshape(steps * batch, features)
     for k in range(count):
-        np.matmul(rows, kernel[:, k * units : (k + 1) * units], out=gates[k].reshape(-1, units))
+        gemm(rows, kernel[:, k * units : (k + 1) * units], out=gates[k].reshape(-1, units))
     if bias is not None:
         gates += bias.reshape(count, 1, 1, units)
     return gates
@@ -275,7 +275,7 @@ def _recurrent_product(h, recurrent, rmask, scratch, out) -> None:
     ``scratch``)."""
     if rmask is not None:
         h = np.multiply(h, rmask, out=scratch)
-    np.matmul(h, recurrent, out=out)
+    gemm(h, recurrent, out=out)
 
 
 def _lstm_forward(x_tm, h0, c0, kernel, recurrent, bias, mask, rmask):
@@ -368,7 +368,7 @@ def _lstm_backward_through_time(g, saved, recurrent, mask, rmask, zero_output):
             fast.lstm_backward_step(dh, dc, dg[t], gates, t, c_all, tanh_c, out_grad)
         else:
             _lstm_step_back(dh, dc, dg[t], gates[:, t], c_all[t], tanh_c[t], tmp, tmp2)
-        np.matmul(dg[t], u_t, out=dh)
+        gemm(dg[t], u_t, out=dh)
         if rmask is not None:
             dh *= rmask
         if kept is not None:
@@ -468,7 +468,7 @@ def lstm(
         grads = {"inputs": dx, "initial_h": dh0, "initial_c": dc0}
         grads["kernel"] = None if dw is None else _lstm_order(dw, units)
         if need["recurrent_kernel"]:
-            du = _previous_states(saved[1], rmask).T @ dg2
+            du = gemm(_previous_states(saved[1], rmask).T, dg2)
             grads["recurrent_kernel"] = _lstm_order(du, units)
         if need.get("bias"):
             grads["bias"] = _lstm_order(dg2.sum(axis=0), units)
@@ -557,7 +557,7 @@ def _gru_backward_through_time(g, saved, recurrent, mask, rmask, zero_output):
         kept = _split_masked(dh, None, mask, t)
         _gru_step_back(dh, dg[t], dn[t], gates[:, t], h_all[t], rec_n[t], tmp, tmp2)
         np.multiply(dh, gates[0, t], out=direct)  # h_{t-1} reaches h_t through z h
-        np.matmul(dg[t], u_t, out=dh)
+        gemm(dg[t], u_t, out=dh)
         if rmask is not None:
             dh *= rmask
         dh += direct
@@ -637,7 +637,7 @@ def gru(
         grads = {"initial_h": dh0}
         dg2 = dg.reshape(-1, dg.shape[-1])
         if need["recurrent_kernel"]:
-            grads["recurrent_kernel"] = _previous_states(saved[1], rmask).T @ dg2
+            grads["recurrent_kernel"] = gemm(_previous_states(saved[1], rmask).T, dg2)
         if need.get("recurrent_bias"):
             grads["recurrent_bias"] = dg2.sum(axis=0)
         dg[..., 2 * units :] = dn  # the input side sees the candidate's gradient without r
@@ -659,7 +659,7 @@ def _rnn_forward(x_tm, h0, kernel, recurrent, bias, activation, mask, rmask):
     h_all = _initial_buffer(h0, len(x_tm))
     steps, batch, features = x_tm.shape
     # the projections go straight into the state buffer; each step activates its slice in place
-    np.matmul(
+    gemm(
         x_tm.reshape(steps * batch, features),
         kernel,
         out=h_all[1:].reshape(steps * batch, h0.shape[1]),
@@ -696,7 +696,7 @@ def _rnn_backward_through_time(g, h_all, recurrent, activation, mask, rmask, zer
             d *= dh
         else:
             np.multiply(dh, a > 0, out=d)  # relu' from the output, as PyTorch's threshold
-        np.matmul(d, u_t, out=dh)
+        gemm(d, u_t, out=dh)
         if rmask is not None:
             dh *= rmask
         if kept is not None:
@@ -762,7 +762,7 @@ def simple_rnn(
         dp2 = dp.reshape(-1, units)
         grads = {"inputs": dx, "initial_h": dh0, "kernel": dw}
         if need["recurrent_kernel"]:
-            grads["recurrent_kernel"] = _previous_states(h_all, rmask).T @ dp2
+            grads["recurrent_kernel"] = gemm(_previous_states(h_all, rmask).T, dp2)
         if need.get("bias"):
             grads["bias"] = dp2.sum(axis=0)
         return tuple(grads.get(n) for n in names)
