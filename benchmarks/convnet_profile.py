@@ -84,6 +84,7 @@ def _ember_step_parts(parts: _Parts, x, weights, rng) -> None:
     """One step of the convnet, taken apart into the operations Ember runs (see the doc)."""
     from ember import kernels
     from ember.ops import conv
+    from ember.ops._core import gemm  # the products as the ops run them (ember.kernels.gemm)
 
     conv_k = kernels.get("conv")
     pool_k = kernels.get("pooling")
@@ -91,7 +92,7 @@ def _ember_step_parts(parts: _Parts, x, weights, rng) -> None:
     with parts("conv1 forward: patch matrix (im2col)"):
         cols1 = conv._patch_matrix(conv._windows(x, (3, 3), (1, 1), (1, 1), (26, 26)))
     with parts("conv1 forward: GEMM"):
-        out1 = cols1 @ k1.reshape(9, 32)
+        out1 = gemm(cols1, k1.reshape(9, 32))
     with parts("conv1 forward: bias + ReLU"):
         conv_k.add_bias_relu(out1, b1, True)
     out1 = out1.reshape(BATCH, 26, 26, 32)
@@ -100,7 +101,7 @@ def _ember_step_parts(parts: _Parts, x, weights, rng) -> None:
     with parts("conv2 forward: patch matrix (im2col)"):
         cols2 = conv._patch_matrix(conv._windows(p1, (3, 3), (1, 1), (1, 1), (11, 11)))
     with parts("conv2 forward: GEMM"):
-        out2 = cols2 @ k2.reshape(288, 64)
+        out2 = gemm(cols2, k2.reshape(288, 64))
     with parts("conv2 forward: bias + ReLU"):
         conv_k.add_bias_relu(out2, b2, True)
     out2 = out2.reshape(BATCH, 11, 11, 64)
@@ -110,24 +111,24 @@ def _ember_step_parts(parts: _Parts, x, weights, rng) -> None:
         flat = p2.reshape(BATCH, -1)
         keep = rng.random(flat.shape, dtype=np.float32) >= 0.5
         dropped = flat * keep * np.float32(2)
-        logits = dropped @ w + b
+        logits = gemm(dropped, w) + b
     g = (logits - logits.max(axis=1, keepdims=True)).astype(np.float32) / BATCH
     with parts("dense + dropout backward"):
-        g_w = dropped.T @ g
-        g_flat = (g @ w.T) * keep * np.float32(2)
+        g_w = gemm(dropped.T, g)
+        g_flat = gemm(g, w.T) * keep * np.float32(2)
     with parts("pool2 backward (+ ReLU mask, bias sum)"):
         g2, _ = pool_k.max_pool_backward(g_flat.reshape(p2.shape), arg2, (2, 2), out2.shape, True)
     g2 = g2.reshape(-1, 64)
     with parts("conv2 backward: kernel gradient GEMM"):
-        cols2.T @ g2
+        gemm(cols2.T, g2)
     with parts("conv2 backward: input gradient GEMM"):
-        patches = (g2 @ k2.reshape(288, 64).T).reshape(BATCH, 11, 11, 3, 3, 32)
+        patches = gemm(g2, k2.reshape(288, 64).T).reshape(BATCH, 11, 11, 3, 3, 32)
     with parts("conv2 backward: col2im"):
         g_p1 = conv_k.col2im(patches, (BATCH, 13, 13, 32), (1, 1), (1, 1))
     with parts("pool1 backward (+ ReLU mask, bias sum)"):
         g1, _ = pool_k.max_pool_backward(g_p1, arg1, (2, 2), out1.shape, True)
     with parts("conv1 backward: kernel gradient GEMM"):
-        cols1.T @ g1.reshape(-1, 32)
+        gemm(cols1.T, g1.reshape(-1, 32))
     del g_w
 
 

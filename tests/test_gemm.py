@@ -169,6 +169,19 @@ def test_numpy_handles_what_the_kernel_does_not(cut_small):
     assert not gemm.matmul(np.ones((3, 0), np.float32), np.ones((0, 2), np.float32)).any()
 
 
+@pytest.fixture
+def numpy_blas_threads_2():
+    """NumPy's OpenBLAS on two threads for the test (the session pins it to one: conftest.py),
+    so that a count the products fail to restore shows."""
+    from _helpers import openblas_thread_controls
+
+    set_threads, get_threads = openblas_thread_controls() or pytest.skip("no OpenBLAS controls")
+    session_threads = get_threads()
+    set_threads(2)
+    yield
+    set_threads(session_threads)
+
+
 def _numpy_blas_threads() -> int:
     import ctypes
 
@@ -183,6 +196,7 @@ def _numpy_blas_threads() -> int:
 
 
 @needs_blas
+@pytest.mark.usefixtures("numpy_blas_threads_2")
 def test_numpy_keeps_its_blas_thread_count():
     """OpenBLAS's thread count is process-wide; each product sets it to 1 and puts it back."""
     before = _numpy_blas_threads()
@@ -191,7 +205,29 @@ def test_numpy_keeps_its_blas_thread_count():
     gemm.matmul(a, a.T[:, :100])  # threaded
     gemm.matmul(a[:50], a.T[:, :100])  # one thread
     gemm.matmul(np.stack([a[:300]] * 3), a.T[:, :200])  # a batch
-    assert _numpy_blas_threads() == before
+    assert _numpy_blas_threads() == before == 2
+
+
+@needs_blas
+@pytest.mark.usefixtures("numpy_blas_threads_2")
+def test_products_in_several_python_threads_at_once():
+    """Each thread's results are right, and the count comes back: the first product to start
+    saves it, the last to finish restores it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = _numpy_blas_threads()
+    rng = np.random.default_rng(8)
+    pairs = [(rng.standard_normal((700, 200)).astype(np.float32),
+              rng.standard_normal((200, 150)).astype(np.float32)) for _ in range(4)]  # fmt: skip
+
+    def products(pair):
+        return [gemm.matmul(*pair) for _ in range(20)][-1]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(products, pairs))
+    for (a, b), result in zip(pairs, results):
+        np.testing.assert_allclose(result, a.astype(np.float64) @ b, atol=1e-3)
+    assert _numpy_blas_threads() == before == 2
 
 
 def _thread_ticks(thread_ids) -> int:
@@ -209,15 +245,13 @@ def _thread_ticks(thread_ids) -> int:
 @needs_blas
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: no BLAS worker threads")
+@pytest.mark.usefixtures("numpy_blas_threads_2")
 def test_numpy_blas_threads_stay_idle_while_a_model_trains():
     """Every product of a training step runs on numba's threads: NumPy's OpenBLAS workers use no
     CPU at all. One product left on NumPy's ``@`` would wake them, and they would spin for
     ~0.1 s against the kernels. (The session runs NumPy's BLAS on one thread: two here.)"""
     import threading
 
-    from _helpers import openblas_thread_controls
-
-    set_threads, get_threads = openblas_thread_controls() or pytest.skip("no OpenBLAS controls")
     rng = np.random.default_rng(6)
     x = rng.standard_normal((1024, 28, 28, 1)).astype(np.float32)
     y = rng.integers(0, 10, 1024)
@@ -231,19 +265,14 @@ def test_numpy_blas_threads_stay_idle_while_a_model_trains():
         ember.layers.Dense(10),
     ])  # fmt: skip
     model.compile("adam", ember.losses.SparseCategoricalCrossentropy(from_logits=True))
-    session_threads = get_threads()
-    set_threads(2)
-    try:
-        model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)  # pools started
-        time.sleep(0.3)  # numba's threads stop spinning
-        workers = _blas_workers({str(threading.get_native_id())})
-        assert workers, "NumPy's own threaded product ran on no other thread"
-        time.sleep(0.3)  # and OpenBLAS's
-        before = _thread_ticks(workers)
-        model.fit(x, y, batch_size=128, epochs=2, verbose=0)
-        assert _thread_ticks(workers) - before == 0
-    finally:
-        set_threads(session_threads)
+    model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)  # pools started
+    time.sleep(0.3)  # numba's threads stop spinning
+    workers = _blas_workers({str(threading.get_native_id())})
+    assert workers, "NumPy's own threaded product ran on no other thread"
+    time.sleep(0.3)  # and OpenBLAS's
+    before = _thread_ticks(workers)
+    model.fit(x, y, batch_size=128, epochs=2, verbose=0)
+    assert _thread_ticks(workers) - before == 0
 
 
 def _blas_workers(exclude: set) -> set:

@@ -14,8 +14,8 @@ How: a product is cut into one slab per thread — of rows, of columns, or of th
 (the slabs' partial products then added) — and a batch of products is shared out whole; each
 slab is one CBLAS call into NumPy's own OpenBLAS (``_blas.py``) with OpenBLAS's thread count at
 1. That count is process-wide in OpenBLAS's pthreads builds (``openblas_set_num_threads_local``
-is local only in its OpenMP builds), so the calling thread sets it before the loop and restores
-it after: a NumPy product another Python thread runs meanwhile gets one BLAS thread. Small
+is local only in its OpenMP builds), so it is set before the loop and restored after (counted
+across Python threads): a NumPy product another Python thread runs meanwhile gets one thread. Small
 products stay on NumPy's ``@`` (below 2¹⁸ multiply-adds OpenBLAS uses one thread anyway, and
 NumPy's call costs ~1 µs against ~10 here); up to 2²¹ they are one BLAS call on this thread.
 
@@ -25,6 +25,7 @@ The reference is NumPy's ``@``; tests/test_gemm.py compares the two on every lay
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -98,57 +99,69 @@ def _slab(gemm, a, b, c, partial, one, zero, item, trans_a, trans_b, lda, ldb, l
 
 
 @njit(parallel=True, cache=True)
-def _product_parallel(gemm, set_threads, a, b, c, partial, one, zero, item, trans_a, trans_b,
-                      lda, ldb, ldc, m, n, k, split, slabs):  # fmt: skip  # pragma: no cover
-    previous = set_threads(1)
+def _product_parallel(gemm, a, b, c, partial, one, zero, item, trans_a, trans_b, lda, ldb, ldc,
+                      m, n, k, split, slabs):  # fmt: skip  # pragma: no cover - compiled
     for t in prange(slabs):
         _slab(gemm, a, b, c, partial, one, zero, item, trans_a, trans_b, lda, ldb,
               ldc, m, n, k, split, slabs, t)  # fmt: skip
-    set_threads(previous)
 
 
 @njit(cache=True)
-def _product_serial(gemm, set_threads, a, b, c, one, zero, item, trans_a, trans_b, lda, ldb, ldc,
-                    m, n, k):  # fmt: skip  # pragma: no cover - compiled
-    previous = set_threads(1)
-    _slab(gemm, a, b, c, c, one, zero, item, trans_a, trans_b, lda, ldb, ldc, m, n,
-          k, _ROWS, 1, 0)  # fmt: skip
-    set_threads(previous)
+def _product_serial(gemm, a, b, c, one, zero, trans_a, trans_b, lda, ldb, ldc, m, n, k):
+    # pragma: no cover - compiled
+    _call(gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, one, zero)
 
 
 @njit(cache=True)
-def _entry(gemm, a, b, c, offsets, i, one, zero, item, trans_a, trans_b, lda, ldb,
-           ldc, m, n, k):  # fmt: skip  # pragma: no cover - compiled
-    _slab(gemm, a + np.uint64(offsets[0, i]), b + np.uint64(offsets[1, i]),
-          c + np.uint64(offsets[2, i]), c, one, zero, item, trans_a, trans_b, lda, ldb, ldc, m, n,
-          k, _ROWS, 1, 0)  # fmt: skip
+def _entry(gemm, a, b, c, offsets, i, one, zero, trans_a, trans_b, lda, ldb, ldc, m, n, k):
+    # pragma: no cover - compiled
+    """Product ``i`` of a batch: ``offsets[0|1|2, i]`` are the byte offsets of its matrices."""
+    a_i = a + np.uint64(offsets[0, i])
+    b_i = b + np.uint64(offsets[1, i])
+    c_i = c + np.uint64(offsets[2, i])
+    _call(gemm, trans_a, trans_b, m, n, k, a_i, lda, b_i, ldb, c_i, ldc, one, zero)
 
 
 @njit(parallel=True, cache=True)
-def _batch_parallel(gemm, set_threads, a, b, c, offsets, one, zero, item, trans_a, trans_b, lda,
-                    ldb, ldc, m, n, k):  # fmt: skip  # pragma: no cover - compiled
-    """The products of a batch, each whole on one thread; ``offsets[0|1|2, i]`` are the byte
-    offsets of the i-th matrices of a, b and c."""
-    previous = set_threads(1)
+def _batch_parallel(gemm, a, b, c, offsets, one, zero, trans_a, trans_b, lda, ldb, ldc, m, n, k):
+    # pragma: no cover - compiled
+    """The products of a batch, each whole on one thread."""
     for i in prange(offsets.shape[1]):
-        _entry(gemm, a, b, c, offsets, i, one, zero, item, trans_a, trans_b, lda, ldb,
-               ldc, m, n, k)  # fmt: skip
-    set_threads(previous)
+        _entry(gemm, a, b, c, offsets, i, one, zero, trans_a, trans_b, lda, ldb, ldc, m, n, k)
 
 
 @njit(cache=True)
-def _batch_serial(gemm, set_threads, a, b, c, offsets, one, zero, item, trans_a, trans_b, lda,
-                  ldb, ldc, m, n, k):  # fmt: skip  # pragma: no cover - compiled
-    previous = set_threads(1)
+def _batch_serial(gemm, a, b, c, offsets, one, zero, trans_a, trans_b, lda, ldb, ldc, m, n, k):
+    # pragma: no cover - compiled
     for i in range(offsets.shape[1]):
-        _entry(gemm, a, b, c, offsets, i, one, zero, item, trans_a, trans_b, lda, ldb,
-               ldc, m, n, k)  # fmt: skip
-    set_threads(previous)
+        _entry(gemm, a, b, c, offsets, i, one, zero, trans_a, trans_b, lda, ldb, ldc, m, n, k)
 
 
+class _OneBlasThread:
+    """``with _ONE_BLAS_THREAD:`` OpenBLAS's (process-wide) thread count is 1 inside, and what it
+    was before afterwards — also when products run in several Python threads at once: the first
+    to enter saves the count, the last to leave restores it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._saved = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._saved = BLAS[2](1)
+            self._inside += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                BLAS[2](self._saved)
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 _ONE_ZERO = {np.dtype(t): (t(1), t(0)) for t in (np.float32, np.float64)}
-
-
 _NO_OFFSETS = np.zeros(1, dtype=np.int64)
 
 
@@ -264,15 +277,19 @@ def _matrix_product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.
     a, trans_a, lda, _ = _operand(a, ())
     b, trans_b, ldb, _ = _operand(b, ())
     gemm = BLAS[0] if a.dtype == np.float32 else BLAS[1]
-    common = (*_ONE_ZERO[a.dtype], a.itemsize, trans_a, trans_b, lda, ldb, _layout(c)[1], m, n, k)
+    one, zero = _ONE_ZERO[a.dtype]
+    pointers = (a.ctypes.data, b.ctypes.data, c.ctypes.data)
+    shape = (trans_a, trans_b, lda, ldb, _layout(c)[1], m, n, k)
     slabs = numba.get_num_threads() if work > _SERIAL_MAX_WORK else 1
     if slabs == 1:
-        _product_serial(gemm, BLAS[2], a.ctypes.data, b.ctypes.data, c.ctypes.data, *common)
+        with _ONE_BLAS_THREAD:
+            _product_serial(gemm, *pointers, one, zero, *shape)
         return _result(c, out)
     split = _split(m, n, k) if k >= slabs else _ROWS  # every slab of k must write its part
     partial = np.empty((slabs - 1, m, n) if split == _INNER else (0,), dtype=a.dtype)
-    _product_parallel(gemm, BLAS[2], a.ctypes.data, b.ctypes.data, c.ctypes.data,
-                      partial.ctypes.data, *common, split, slabs)  # fmt: skip
+    with _ONE_BLAS_THREAD:
+        _product_parallel(gemm, *pointers, partial.ctypes.data, one, zero, a.itemsize, *shape,
+                          split, slabs)  # fmt: skip
     if split == _INNER:
         c += partial.sum(axis=0) if slabs > 2 else partial[0]
     return _result(c, out)
@@ -298,8 +315,9 @@ def _batch_product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.n
     offsets = np.stack([a_offsets, b_offsets, _batch_offsets(c, batch_shape)])
     gemm = BLAS[0] if a.dtype == np.float32 else BLAS[1]
     run = _batch_parallel if work > _SERIAL_MAX_WORK else _batch_serial
-    run(gemm, BLAS[2], a.ctypes.data, b.ctypes.data, c.ctypes.data, offsets, *_ONE_ZERO[a.dtype],
-        a.itemsize, trans_a, trans_b, lda, ldb, _layout(c)[1], m, n, k)  # fmt: skip
+    with _ONE_BLAS_THREAD:
+        run(gemm, a.ctypes.data, b.ctypes.data, c.ctypes.data, offsets, *_ONE_ZERO[a.dtype],
+            trans_a, trans_b, lda, ldb, _layout(c)[1], m, n, k)  # fmt: skip
     return _result(c, out)
 
 
