@@ -1,7 +1,7 @@
 """numba, configured for Ember before any kernel runs.
 
 The threading layer is OpenMP (else TBB, else ``workqueue``) when ``ember.kernels.gemm`` can run
-the matrix products on numba's own threads (SciPy's OpenBLAS with a per-thread thread count,
+the matrix products on numba's own threads (NumPy's OpenBLAS, one BLAS thread per call:
 ``_blas.py``), else ``workqueue``; a user's ``NUMBA_THREADING_LAYER`` wins. Why it matters on a
 2-core machine: OpenMP's threads spin a while after each parallel loop, so a loop starts in ~2 µs
 — but spinning threads steal a core from any other pool. While the products ran on OpenBLAS's
@@ -28,7 +28,6 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = "default"
     else:
         numba.config.THREADING_LAYER = "workqueue"
-
 
 
 def _numpy_path_in_forked_child() -> None:

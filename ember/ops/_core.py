@@ -89,12 +89,11 @@ def takes_tensor(fn):
     return wrapper
 
 
-
-
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``np.matmul(a, b, out=out)`` for the ops: with the fast kernels on, the products run on
     the kernels' threads (``ember.kernels.gemm``: one pool of threads for products and kernels),
-    else NumPy's. Every matrix product of the ops goes through here."""
+    else NumPy's. Every matrix product of the ops goes through here, but for ``einsum``'s
+    contractions (NumPy's path optimizer calls its BLAS itself)."""
     fast = kernels.get("gemm")
     if fast is None:
         return np.matmul(a, b, out=out)
