@@ -118,6 +118,7 @@ def test_the_shapes_of_a_training_step_match_numpy(threads):
 )
 def test_batches_match_numpy(monkeypatch, parallel, shape_a, shape_b):
     monkeypatch.setattr(gemm, "_NUMPY_MAX_WORK", 0)
+    monkeypatch.setattr(gemm, "_BATCH_ENTRY_MIN_WORK", 0)
     monkeypatch.setattr(gemm, "_SERIAL_MAX_WORK", 0 if parallel else 1 << 60)
     rng = np.random.default_rng(2)
     for dtype in (np.float32, np.float64):

@@ -57,6 +57,9 @@ available = _threads_may_run_products()
 # above, all threads (see the module doc).
 _NUMPY_MAX_WORK = 1 << 18
 _SERIAL_MAX_WORK = 1 << 21
+# A batch of tinier products is NumPy's: a BLAS call per 4×4 product costs more than NumPy's own
+# loop (100,000 of them: 8.9 against 3.2 ms; 8×8 ones: 0.89 against 1.09)
+_BATCH_ENTRY_MIN_WORK = 1 << 8
 
 _ROWS, _COLUMNS, _INNER = 0, 1, 2
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS's enums
@@ -307,7 +310,12 @@ def _batch_product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.n
     shape = (*batch_shape, m, n)
     count = math.prod(batch_shape)
     work = m * n * k * count
-    if work == 0 or work < _NUMPY_MAX_WORK or (out is not None and out.shape != shape):
+    if (
+        work == 0
+        or work < _NUMPY_MAX_WORK
+        or m * n * k < _BATCH_ENTRY_MIN_WORK
+        or (out is not None and out.shape != shape)
+    ):
         return np.matmul(a, b, out=out)
     c = out if out is not None and _row_major(out, batch_shape) else np.empty(shape, a.dtype)
     a, trans_a, lda, a_offsets = _operand(a, batch_shape)
