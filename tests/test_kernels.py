@@ -489,9 +489,8 @@ def test_attention_softmax_kernels_match_the_numpy_reference(dtype, kwargs, monk
     probabilities); its gradient sums in another order (float rounding). A fully masked query
     gives a zero row and finite gradients under both."""
     from ember.kernels import attention as fused
-    from ember.ops import attention as attention_ops
 
-    monkeypatch.setattr(attention_ops, "_KERNEL_MIN_SCORES", 0)  # small shapes take them too
+    monkeypatch.setattr(fused, "MIN_SCORES", 0)  # small shapes take them too
     calls = []
     original = fused.softmax_key_major
     monkeypatch.setattr(fused, "softmax_key_major", lambda *a: calls.append(1) or original(*a))
@@ -511,9 +510,8 @@ def test_attention_kernels_leave_additive_and_per_sample_masks_to_numpy(monkeypa
     """A float (additive) mask, or a boolean mask that differs between samples, takes the
     NumPy path; the results are the reference's."""
     from ember.kernels import attention as fused
-    from ember.ops import attention as attention_ops
 
-    monkeypatch.setattr(attention_ops, "_KERNEL_MIN_SCORES", 0)
+    monkeypatch.setattr(fused, "MIN_SCORES", 0)
     monkeypatch.setattr(fused, "softmax_key_major", lambda *a: pytest.fail("kernel used"))
     per_sample = np.random.default_rng(2).random((2, 1, 6, 6)) > 0.3
     additive = np.random.default_rng(3).standard_normal((6, 6))

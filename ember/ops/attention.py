@@ -166,22 +166,18 @@ def _score_grads(ds_t: np.ndarray, query: Tensor, key: Tensor, scale: float):
     return dq, dk
 
 
-# Below ~1M scores NumPy's passes win: starting the kernels' parallel loops costs ~0.15 ms each
-# (softmax of 128 × 64 × 64 scores: 1.4 ms NumPy, 1.6 kernels; of 128 × 128 × 128: 4.9, 4.0).
-_KERNEL_MIN_SCORES = 1 << 20
-
-
 def _softmax_kernels(scores: np.ndarray, blocked, bias):
     """``ember.kernels.attention`` when it can take these key-major scores: kernels active, a
     large contiguous float array, no additive mask, and a boolean mask (if any) that is one
     ``(S, L)`` plane shared by every batch entry and head (a causal mask, say)."""
     if bias is not None or scores.ndim < 2 or not scores.flags.c_contiguous:
         return None
-    if scores.size < _KERNEL_MIN_SCORES:
+    fast = kernels.get("attention")
+    if fast is None or scores.size < fast.MIN_SCORES:  # NumPy's passes win below (kernel doc)
         return None
     if blocked is not None and _plane(blocked).shape != scores.shape[-2:]:
         return None
-    return kernels.get("attention")
+    return fast
 
 
 def _plane(blocked):
