@@ -184,16 +184,10 @@ def numpy_blas_threads_2():
 
 
 def _numpy_blas_threads() -> int:
-    import ctypes
+    from _helpers import openblas_thread_controls
 
-    from ember.kernels import _blas
-
-    library = ctypes.CDLL(_blas._umath().__file__)
-    for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                 "openblas_get_num_threads"):  # fmt: skip
-        if hasattr(library, name):
-            return getattr(library, name)()
-    pytest.skip("no openblas_get_num_threads in NumPy's BLAS")
+    controls = openblas_thread_controls() or pytest.skip("no OpenBLAS controls")
+    return controls[1]()
 
 
 @needs_blas

@@ -17,6 +17,7 @@ import functools
 import os
 
 import numba
+import numpy as np
 from numba import prange
 
 from ember import backend
@@ -51,4 +52,21 @@ os.register_at_fork(after_in_child=_numpy_path_in_forked_child)
 # keeps LLVM from vectorizing the loop: the fused Adam update ran 4.5x slower with it.
 njit = functools.partial(numba.njit, error_model="numpy")
 
-__all__ = ["njit", "prange"]
+
+
+@njit(parallel=True, cache=True)
+def _start_threads(x):  # pragma: no cover - compiled
+    for i in prange(x.size):
+        x[i] = i
+
+
+@functools.cache
+def loops_start_fast() -> bool:
+    """Whether numba's parallel loops start in microseconds (OpenMP's or TBB's threads) rather
+    than ~140 µs (``workqueue``'s: no OpenMP runtime, or the user's choice). Kernels that are
+    worth threading only when starting is cheap (a small step, a weight update) ask this."""
+    _start_threads(np.empty(2, np.int64))  # numba picks its layer at the first parallel loop
+    return numba.threading_layer() != "workqueue"
+
+
+__all__ = ["loops_start_fast", "njit", "prange"]

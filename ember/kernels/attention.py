@@ -15,7 +15,7 @@ Transformer benchmark shapes (batch 32, 4 heads, 128 × 128, causal): the softma
 (the exponential is 1.2 of it) and its gradient 2.3 → 1.6-1.7 ms; the attention op, forward and
 backward, 18.1 → 14.3 ms. Below :data:`MIN_SCORES` the op keeps NumPy's passes: ~1M scores when
 each parallel loop costs ~0.15 ms to start (numba's ``workqueue`` threads), 4096 when it costs
-microseconds (OpenMP's, with ``gemm.available``): there the kernels are as fast from 256 scores
+microseconds (OpenMP's: ``loops_start_fast``): there the kernels are as fast from 256 scores
 on and faster from ~16k (attention forward + backward of 32 × 4 × 64 × 64 scores: 3.7 against
 5.0 ms).
 """
@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.kernels import gemm
-from ember.kernels._numba import njit, prange
+from ember.kernels._numba import loops_start_fast, njit, prange
 
 #: The op uses these kernels from this many scores on (see the module doc).
-MIN_SCORES = 1 << 12 if gemm.available else 1 << 20
+MIN_SCORES = 1 << 12 if loops_start_fast() else 1 << 20
 
 
 @njit(parallel=True, cache=True)

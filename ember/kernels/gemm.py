@@ -31,27 +31,12 @@ import numba
 import numpy as np
 
 from ember.kernels._blas import BLAS
-from ember.kernels._numba import njit, prange
+from ember.kernels._numba import loops_start_fast, njit, prange
 
-
-@njit(parallel=True, cache=True)
-def _start_threads(x):  # pragma: no cover - compiled
-    for i in prange(x.size):
-        x[i] = i
-
-
-def _threads_may_run_products() -> bool:
-    """Whether the products belong on numba's threads: NumPy's BLAS can be made single-threaded
-    per call (``_blas.py``), and numba's threads start loops fast (OpenMP or TBB; under the
-    ``workqueue`` layer — no OpenMP runtime, or the user's choice — each parallel loop costs
-    ~140 µs to start and the products are better on OpenBLAS's threads)."""
-    if BLAS is None:
-        return False
-    _start_threads(np.empty(2, np.int64))  # the layer is chosen at the first parallel loop
-    return numba.threading_layer() != "workqueue"
-
-
-available = _threads_may_run_products()
+#: Whether the products belong on numba's threads: NumPy's BLAS can be made single-threaded per
+#: call (``_blas.py``), and numba's loops start fast (under ``workqueue`` the products are better
+#: left on OpenBLAS's own threads).
+available = BLAS is not None and loops_start_fast()
 
 # Below this many multiply-adds NumPy's ``@``; up to the second, one BLAS call on this thread;
 # above, all threads (see the module doc).

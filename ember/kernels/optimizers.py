@@ -17,11 +17,10 @@ import math
 import numba
 import numpy as np
 
-from ember.kernels import gemm
-from ember.kernels._numba import njit, prange
+from ember.kernels._numba import loops_start_fast, njit, prange
 
 #: From this many values a parameter is updated on all threads — when numba's threads start a
-#: loop in microseconds (OpenMP: ``gemm.available``); under ``workqueue`` a start costs more than
+#: loop in microseconds (``loops_start_fast``); under ``workqueue`` a start costs more than
 #: it saves at these sizes.
 PARALLEL_MIN_SIZE = 1 << 15
 
@@ -74,7 +73,7 @@ def adam(param, grad, m, v, beta_1: float, beta_2: float, epsilon: float, lr: fl
         scalar(epsilon),
         scalar(lr / (1 - beta_1**t)),
     )
-    if param.size >= PARALLEL_MIN_SIZE and gemm.available:
+    if param.size >= PARALLEL_MIN_SIZE and loops_start_fast():
         _adam_parallel(*arrays, *constants, numba.get_num_threads())
     else:
         _adam(*arrays, *constants)

@@ -20,7 +20,7 @@ Each row is split into short loops that touch few arrays: LLVM vectorizes a loop
 proving at run time that its arrays do not overlap, and gives up when a loop reads and writes
 too many of them (one loop over the whole step ran 2.2x slower, unvectorized). From
 ``PARALLEL_MIN_VALUES`` state values the batch's rows are shared among the threads, when their
-loops start in microseconds (``gemm.available``; under ``workqueue`` a start costs ~100 µs):
+loops start in microseconds (``loops_start_fast``; under ``workqueue`` a start costs ~100 µs):
 the LSTM benchmark's step 105 → 92 ms.
 """
 
@@ -29,8 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ember.kernels import gemm
-from ember.kernels._numba import njit, prange
+from ember.kernels._numba import loops_start_fast, njit, prange
 
 #: A step's rows are shared among the threads from this many state values (batch × units) on.
 PARALLEL_MIN_VALUES = 1 << 12
@@ -207,7 +206,7 @@ def _lstm_backward_rows(dh, dc, d, gates, t, c_all, tanh_c, out_grad, add_output
 
 def _blocks(rows: int, units: int) -> int:
     """Blocks of rows a step is shared out in: one per thread from ``PARALLEL_MIN_VALUES`` state
-    values on, when numba's threads start a loop in microseconds (``gemm.available``)."""
-    if rows < 2 or rows * units < PARALLEL_MIN_VALUES or not gemm.available:
+    values on, when numba's threads start a loop in microseconds."""
+    if rows < 2 or rows * units < PARALLEL_MIN_VALUES or not loops_start_fast():
         return 1
     return min(rows, numba.get_num_threads())
