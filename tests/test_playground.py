@@ -63,6 +63,9 @@ class Tab:
         self.ws = ws
         self.errors: list[str] = []
         self.session = ""
+        # messages a wait passed over (all but states: a test wants the newest state), kept for
+        # a later wait — a step-through's frames can arrive before the refusal of a second one
+        self.unread: list[dict] = []
 
     @classmethod
     async def open(cls, http, server) -> Tab:
@@ -75,7 +78,12 @@ class Tab:
         await self.ws.send_str(message if isinstance(message, str) else json.dumps(message))
 
     async def wait(self, kind: str, until=lambda m: True) -> dict:
-        """The next message of type ``kind`` satisfying ``until`` (errors are collected)."""
+        """The next message of type ``kind`` satisfying ``until`` (errors are collected), one
+        passed over by an earlier wait first."""
+        for message in self.unread:
+            if message["type"] == kind and until(message):
+                self.unread.remove(message)
+                return message
         while True:
             reply = await asyncio.wait_for(self.ws.receive(), TIMEOUT)
             assert reply.type == aiohttp.WSMsgType.TEXT, f"socket ended: {reply}"
@@ -84,6 +92,8 @@ class Tab:
                 self.errors.append(message["message"])
             if message["type"] == kind and until(message):
                 return message
+            if message["type"] not in ("state", "error"):
+                self.unread.append(message)
 
     async def configure(self, config: dict) -> tuple[dict, dict]:
         """Send a config; return its ready message and the first state."""
